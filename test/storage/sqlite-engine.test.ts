@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { collections } from '../../src/domain/collections.ts';
+import { isStorageError, type Doc } from '../../src/storage/contract.ts';
+import { createSqliteStore, type SqliteStore } from '../../src/storage/sqlite/sqlite-store.ts';
+import { eq } from '../../src/storage/where.ts';
+
+const run = promisify(execFile);
+
+describe('sqlite engine specifics', () => {
+  let dir: string;
+  let store: SqliteStore;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'otto-sqlite-engine-'));
+    store = await createSqliteStore({ path: join(dir, 'nested', 'otto.db') });
+  });
+  after(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('creates the file and its folder, in WAL mode with full sync', () => {
+    const mode = store.database.prepare('PRAGMA journal_mode').get() as { journal_mode: string };
+    assert.equal(mode.journal_mode, 'wal');
+    const sync = store.database.prepare('PRAGMA synchronous').get() as { synchronous: number };
+    assert.equal(sync.synchronous, 2, 'FULL');
+    assert.equal(store.location, join(dir, 'nested', 'otto.db'));
+  });
+
+  it('keeps one table per collection holding the JSON document, with declared indexes as real indexes', async () => {
+    await store.collection(collections.messages);
+    const columns = (store.database.prepare(`PRAGMA table_xinfo("messages")`).all() as Array<{ name: string; hidden: number }>).map((c) => c.name);
+    assert.deepEqual(columns.slice(0, 2), ['id', 'doc']);
+    assert.ok(columns.includes('f_conversation_id') && columns.includes('f_offset'));
+    const index = store.database.prepare(`SELECT sql FROM sqlite_master WHERE name = 'messages__conversation_offset'`).get() as { sql: string };
+    assert.match(index.sql, /CREATE UNIQUE INDEX/);
+  });
+
+  it('serves the latest page of a conversation from its index, without sorting', async () => {
+    const messages = await store.collection<Doc & { conversation_id: string; offset: number }>(collections.messages);
+    const docs = [];
+    for (let c = 0; c < 20; c++) for (let o = 0; o < 30; o++) docs.push({ id: `m-${c}-${o}`, conversation_id: `c${c}`, offset: o });
+    await messages.insertMany({ docs });
+    const options = { where: eq('conversation_id', 'c7'), sort: [{ field: 'offset', direction: 'desc' as const }], limit: 10 };
+    const { sql, params } = (messages as unknown as { findQuery(o: unknown): { sql: string; params: Array<string | number | null> } }).findQuery(options);
+    const plan = (store.database.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail).join('\n');
+    assert.match(plan, /USING INDEX messages__conversation_offset/, plan);
+    assert.doesNotMatch(plan, /TEMP B-TREE/, `no sort step expected:\n${plan}`);
+    assert.doesNotMatch(plan, /^SCAN messages$/m, plan);
+    const page = await messages.find(options);
+    assert.deepEqual(page.items.map((m) => m.offset), [29, 28, 27, 26, 25, 24, 23, 22, 21, 20]);
+    const next = await messages.find({ ...options, after: page.next });
+    assert.deepEqual(next.items.map((m) => m.offset), [19, 18, 17, 16, 15, 14, 13, 12, 11, 10]);
+  });
+
+  it('runs write hooks inside the write transaction: a failing hook rolls the write back', async () => {
+    const items = await store.collection({ name: 'hooked', schemaVersion: 1, indexes: [] });
+    const log = await store.collection({ name: 'hook_log', schemaVersion: 1, indexes: [] });
+    let fail = false;
+    const remove = store.onWrite((event) => {
+      if (event.collection !== 'hooked') return;
+      if (fail) throw new Error('hook failed');
+      // A synchronous write made inside the hook joins the same transaction.
+      store.database.prepare(`INSERT INTO "hook_log" (id, doc) VALUES (?, ?)`).run(`${event.id}:${event.doc?.version ?? 'x'}`, '{}');
+    });
+    try {
+      await items.insert({ doc: { id: 'ok' } });
+      fail = true;
+      await assert.rejects(items.insert({ doc: { id: 'rolled-back' } }));
+      await assert.rejects(items.update({ id: 'ok', patch: { n: 1 } }));
+    } finally {
+      remove();
+    }
+    assert.equal(await items.get({ id: 'rolled-back' }), null);
+    assert.equal((await items.get({ id: 'ok' }))?.version, 1);
+    assert.equal(await log.count(), 1);
+  });
+
+  it('translates a unique violation into DUPLICATE naming the field', async () => {
+    const tools = await store.collection(collections.tools);
+    await tools.insert({ doc: { id: 't1', bot_id: 'b', name: 'lookup' } });
+    const error = await tools.insert({ doc: { id: 't2', bot_id: 'b', name: 'lookup' } }).catch((e: unknown) => e);
+    assert.ok(isStorageError(error, 'DUPLICATE'));
+    assert.equal(error.field, 'bot_id,name');
+    assert.ok(error.cause, 'keeps the driver error as cause');
+  });
+
+  it('gives 100 distinct counter values to two processes incrementing concurrently', async () => {
+    const file = join(dir, 'shared.db');
+    const first = await createSqliteStore({ path: file });
+    await first.collection(collections.counters);
+    await first.close();
+    const script = `
+      import { createSqliteStore } from ${JSON.stringify(new URL('../../src/storage/sqlite/sqlite-store.ts', import.meta.url).href)};
+      const store = await createSqliteStore({ path: ${JSON.stringify(file)} });
+      const counters = await store.collection({ name: '_counters', schemaVersion: 1, indexes: [] });
+      const values = [];
+      for (let i = 0; i < 50; i++) values.push(await counters.increment({ id: 'offsets', field: 'value' }));
+      await store.close();
+      console.log(JSON.stringify(values));`;
+    const outputs = await Promise.all([0, 1].map(() => run(process.execPath, ['--input-type=module', '-e', script])));
+    const values = outputs.flatMap((o) => JSON.parse(o.stdout) as number[]);
+    assert.equal(values.length, 100);
+    assert.deepEqual([...values].sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i + 1));
+  });
+
+  it('reports UNAVAILABLE for a path it cannot open', async () => {
+    const blocker = join(dir, 'a-file');
+    await writeFile(blocker, 'not a folder');
+    const error = await createSqliteStore({ path: join(blocker, 'otto.db') }).catch((e: unknown) => e);
+    assert.ok(isStorageError(error, 'UNAVAILABLE'), String(error));
+  });
+});
