@@ -1,0 +1,52 @@
+import { loadConfig, withDotEnv } from '../../config.ts';
+import { migrationsFor, runMigrations } from '../../storage/index.ts';
+import { describeStoreUrl, openStoreUrl } from '../../storage/store-url.ts';
+import { ottoVersion } from '../../version.ts';
+import { UsageError, type Command } from '../command.ts';
+import { configuredLabel, openConfigured } from './export.ts';
+import { copyOptions, copyOptionsHelp, parseCopyOptions, printWarnings, requireOption, runCopy } from './transfer.ts';
+
+export const importCommand: Command = {
+  name: 'import',
+  summary: 'copy another store (e.g. a JSONL backup folder) into the configured store',
+  options: { from: { type: 'string' }, ...copyOptions },
+  help: `Usage: otto import --from <store> [--collections a,b] [--batch-size n] [--restart]
+
+Copies everything from another store into the store Otto is configured with (OTTO_STORAGE,
+OTTO_DATA_DIR, MONGODB_URI, …), after applying its pending migrations. Documents keep their
+ids, versions and timestamps; a document that exists already is replaced by the imported one;
+nothing is deleted. The source is only read (a JSONL folder is opened read-only). Resumable
+like \`otto transfer\`: if it stops, run it again. Stop \`otto serve\` while importing.
+
+Options:
+  --from <store>      jsonl:<folder>, sqlite:<file> or mongodb://host[:port]/<database>
+${copyOptionsHelp}
+
+Examples:
+  otto import --from jsonl:./backups/otto-2025-01-31
+  OTTO_STORAGE=mongodb MONGODB_URI=mongodb://127.0.0.1:27017/ otto import --from sqlite:./data/otto.db
+  otto import --from jsonl:./backup --collections bots,guidelines,journeys,tools,tool_mappings
+
+Exit code: 0 when imported, 1 on failure, 130 when interrupted (run it again to resume).`,
+  async run({ values, io }) {
+    const fromText = requireOption(values, 'from', 'jsonl:./backup');
+    const options = parseCopyOptions(values);
+    const config = loadConfig(withDotEnv(io.env, io.cwd), io.cwd);
+    const fromLabel = describeStoreUrl(fromText, io.cwd);
+    const from = await openStoreUrl(fromText, { cwd: io.cwd, source: true });
+    try {
+      const to = await openConfigured(config, 'target');
+      try {
+        const toLabel = configuredLabel(to);
+        if (fromLabel === toLabel && to.engine !== 'memory') throw new UsageError('--from names the configured store itself');
+        await runMigrations({ store: to, migrations: migrationsFor(to.engine), ottoVersion, onProgress: (line) => io.err(line) });
+        printWarnings(io, from);
+        return await runCopy({ io, from, to, labels: { from: fromLabel, to: toLabel }, options, verifyHint: `otto verify --a ${fromLabel} --b ${toLabel}` });
+      } finally {
+        await to.close();
+      }
+    } finally {
+      await from.close();
+    }
+  },
+};

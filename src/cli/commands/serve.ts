@@ -1,0 +1,85 @@
+import { loadConfig, withDotEnv } from '../../config.ts';
+import { OttoError } from '../../domain/errors.ts';
+import { healthReport } from '../../http/app.ts';
+import { createOtto } from '../../http/otto.ts';
+import { ottoVersion } from '../../version.ts';
+import type { Command } from '../command.ts';
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'start the HTTP server (what `npm start` runs)',
+  help: `Usage: otto serve
+
+Starts Otto's HTTP server on OTTO_HOST:PORT (default 127.0.0.1:8800) on the configured store,
+applies pending migrations first (unless OTTO_AUTO_MIGRATE=false), rehydrates bot definitions,
+prints a startup block and serves until SIGINT or SIGTERM, then shuts down cleanly.
+
+Beyond loopback (OTTO_HOST=0.0.0.0) Otto refuses to start unless OTTO_API_KEYS holds a key.
+
+Every write is also recorded in the store's change log; each mirror in OTTO_MIRRORS follows it
+in the background (see \`otto mirror --help\`).
+
+Environment: OTTO_STORAGE (sqlite | mongodb | memory), OTTO_DATA_DIR, MONGODB_URI,
+MONGODB_DATABASE, PORT, OTTO_HOST, OTTO_API_KEYS, OTTO_LLM_PROVIDER, OTTO_AUTO_MIGRATE, OTTO_MIRRORS.
+See the README for all settings.`,
+  async run({ io }) {
+    const config = loadConfig(withDotEnv(io.env, io.cwd), io.cwd);
+    let otto;
+    try {
+      otto = await createOtto({ config, onProgress: (line) => io.err(line), onEvent: (line) => io.err(line) });
+    } catch (error) {
+      if (error instanceof OttoError && error.code === 'FORBIDDEN') {
+        io.err(`otto serve: ${error.message}`);
+        return 1;
+      }
+      throw error;
+    }
+    // Signal handlers go in before the startup block is printed, so a SIGTERM sent as soon as
+    // "listening" appears still shuts down cleanly.
+    const stopped = new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        process.off('SIGINT', onInt);
+        process.off('SIGTERM', onTerm);
+        io.err(`${signal}: shutting down`);
+        resolve();
+      };
+      const onInt = () => stop('SIGINT');
+      const onTerm = () => stop('SIGTERM');
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
+    });
+    let address: string;
+    try {
+      address = await otto.app.listen({ port: config.http.port, host: config.http.host });
+    } catch (error) {
+      await otto.close();
+      throw error;
+    }
+    const report = await healthReport(otto, Date.now());
+    const caps = Object.entries(report.storage.capabilities).filter(([, on]) => on).map(([name]) => name);
+    const m = otto.storage.migrations;
+    const llm = config.llm.provider === 'offline' ? 'offline rules (no key needed)' : `${config.llm.model} at ${config.llm.baseUrl}`;
+    io.out(
+      [
+        `Otto ${ottoVersion}`,
+        `  storage       ${report.storage.engine} — ${report.storage.location}${report.storage.server_version ? ` (${report.storage.server_version})` : ''}`,
+        `  capabilities  ${caps.join(', ') || 'none'}`,
+        `  migrations    ${m.applied}/${m.total} applied${m.appliedNow.length ? ` (${m.appliedNow.length} just now)` : ''}${m.pending ? `, ${m.pending} pending — run \`otto migrate up\`` : ''}`,
+        `  bots          Rehydrated ${otto.services.rehydrated} bot(s); Otto the bot-builder is at bot_id "otto"`,
+        `  replies       ${llm}`,
+        ...(report.mirrors.length === 0
+          ? [`  mirrors       none (set OTTO_MIRRORS to keep copies: jsonl:<dir>, sqlite:<file>, mongodb://…/<db>)`]
+          : report.mirrors.map((mirror, i) => `  ${i === 0 ? 'mirrors ' : '        '}      ${mirror.url} — ${mirror.status}, at seq ${mirror.seq}${mirror.lag ? `, ${mirror.lag} change(s) behind` : ''}${mirror.last_error ? ` (${mirror.last_error})` : ''}`)),
+        `  access        ${otto.services.keys.required ? `API key required (${config.apiKeys.length} configured)` : 'local admin on loopback, no key'}`,
+        ...(config.storage === 'memory' ? ['  warning       OTTO_STORAGE=memory: everything is lost when Otto stops'] : []),
+        ...(!report.storage.capabilities.multiProcess && config.storage !== 'memory' ? ['  warning       this store cannot be shared safely by several Otto processes'] : []),
+        `  listening     ${address}  (API docs: ${address}/docs)`,
+      ].join('\n'),
+    );
+
+    await stopped;
+    await otto.close();
+    io.out('Otto stopped');
+    return 0;
+  },
+};
