@@ -1,0 +1,156 @@
+/**
+ * A small closed-loop HTTP load generator on node:http: `connections` workers, each with one
+ * request in flight at a time over a keep-alive Agent (so, at most `connections` sockets),
+ * sending until the deadline or until `maxRequests` have been sent, whichever comes first.
+ * Loopback targets only.
+ */
+import { Agent, request } from 'node:http';
+
+/** One request to send: the n-th of the run (0-based) decides it. */
+export interface LoadRequest {
+  method: 'GET' | 'POST';
+  path: string;
+  /** JSON body; sent with content-type application/json. */
+  body?: unknown;
+}
+
+export interface LoadResult {
+  /** Responses with a 2xx status. */
+  ok: number;
+  /** Non-2xx responses and failed requests (connection errors, timeouts). */
+  errors: number;
+  /** Count per status code, or per error code for failed requests (e.g. `ECONNRESET`, `timeout`). */
+  outcomes: Record<string, number>;
+  /** Latency of each 2xx response, in ms (from sending to the end of the body). */
+  latenciesMs: number[];
+  /** From the first request to the last response, in ms. */
+  elapsedMs: number;
+  /** The first few error bodies/messages, for diagnosis. */
+  samples: string[];
+}
+
+/** A keep-alive pool of up to `connections` sockets to one target. Destroy it when done. */
+export function keepAliveAgent(connections: number): Agent {
+  return new Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections, keepAliveMsecs: 10_000 });
+}
+
+/**
+ * Runs the load against `target` (an http://127.0.0.1:port URL) for `durationMs`.
+ * `next(n)` returns the n-th request (a shared counter: requests are spread over workers in
+ * the order they become free). Never throws for failed requests; counts them.
+ */
+export async function runLoad(options: {
+  target: string;
+  agent: Agent;
+  connections: number;
+  durationMs: number;
+  /** Upper bound on requests sent, whatever the duration. */
+  maxRequests: number;
+  /** Per-request timeout; default 30 s. */
+  timeoutMs?: number;
+  next: (n: number) => LoadRequest;
+  /** Where n starts (to continue a sequence across several calls). Default 0. */
+  firstIndex?: number;
+}): Promise<LoadResult & { nextIndex: number }> {
+  const url = new URL(options.target);
+  if (url.protocol !== 'http:' || !['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) {
+    throw new Error(`the load generator only targets loopback http, not ${options.target}`);
+  }
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const result: LoadResult = { ok: 0, errors: 0, outcomes: {}, latenciesMs: [], elapsedMs: 0, samples: [] };
+  const count = (key: string) => (result.outcomes[key] = (result.outcomes[key] ?? 0) + 1);
+  const sample = (text: string) => {
+    if (result.samples.length < 5) result.samples.push(text.slice(0, 500));
+  };
+  let n = options.firstIndex ?? 0;
+  const last = n + options.maxRequests;
+  const started = performance.now();
+  const deadline = started + options.durationMs;
+
+  const one = (req: LoadRequest): Promise<void> =>
+    new Promise((resolve) => {
+      const body = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
+      const sent = performance.now();
+      let settled = false;
+      const fail = (code: string, detail: string) => {
+        if (settled) return;
+        settled = true;
+        result.errors++;
+        count(code);
+        sample(`${req.method} ${req.path}: ${detail}`);
+        resolve();
+      };
+      const r = request(
+        {
+          agent: options.agent,
+          host: url.hostname.replace(/^\[|\]$/g, ''),
+          port: url.port,
+          method: req.method,
+          path: req.path,
+          headers: body ? { 'content-type': 'application/json', 'content-length': body.length } : {},
+          timeout: timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('error', (error: NodeJS.ErrnoException) => fail(error.code ?? 'response_error', error.message));
+          res.on('end', () => {
+            if (settled) return;
+            settled = true;
+            const status = res.statusCode ?? 0;
+            count(String(status));
+            if (status >= 200 && status < 300) {
+              result.ok++;
+              result.latenciesMs.push(performance.now() - sent);
+            } else {
+              result.errors++;
+              sample(`${req.method} ${req.path} -> ${status}: ${Buffer.concat(chunks).toString('utf8')}`);
+            }
+            resolve();
+          });
+        },
+      );
+      r.on('timeout', () => {
+        r.destroy();
+        fail('timeout', `no response within ${timeoutMs} ms`);
+      });
+      r.on('error', (error: NodeJS.ErrnoException) => fail(error.code ?? 'request_error', error.message));
+      r.end(body);
+    });
+
+  const worker = async () => {
+    while (n < last && performance.now() < deadline) {
+      const before = result.errors;
+      await one(options.next(n++));
+      // A failing target (e.g. connection refused) must not turn into a tight loop.
+      if (result.errors > before && result.ok === 0) await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  await Promise.all(Array.from({ length: options.connections }, worker));
+  result.elapsedMs = performance.now() - started;
+  return { ...result, nextIndex: n };
+}
+
+/** Adds `b` into `a` (for runs made of several slices). */
+export function mergeLoad(a: LoadResult, b: LoadResult): LoadResult {
+  const outcomes = { ...a.outcomes };
+  for (const [k, v] of Object.entries(b.outcomes)) outcomes[k] = (outcomes[k] ?? 0) + v;
+  return {
+    ok: a.ok + b.ok,
+    errors: a.errors + b.errors,
+    outcomes,
+    latenciesMs: a.latenciesMs.concat(b.latenciesMs),
+    elapsedMs: a.elapsedMs + b.elapsedMs,
+    samples: a.samples.concat(b.samples).slice(0, 5),
+  };
+}
+
+export function emptyLoad(): LoadResult {
+  return { ok: 0, errors: 0, outcomes: {}, latenciesMs: [], elapsedMs: 0, samples: [] };
+}
+
+/** Nearest-rank percentile. */
+export function percentile(values: number[], p: number): number {
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)] ?? Number.NaN;
+}
