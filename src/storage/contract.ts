@@ -78,6 +78,38 @@ export interface FindOptions {
   after?: string | null;
 }
 
+/**
+ * What `aggregate` computes: the documents matching `where`, grouped by the values of the
+ * `groupBy` fields, with a count and the sums of the `sum` fields per group.
+ */
+export interface AggregateOptions {
+  where?: Where;
+  /**
+   * Top-level fields whose values form a group (0..4). Empty: one group over every match.
+   * Group fields should hold strings or numbers; a missing field and null form one group (null).
+   */
+  groupBy: string[];
+  /**
+   * Top-level fields to add up (0..8). Numbers are added; any other value (missing, null,
+   * string, boolean, object) adds nothing. Integers are summed exactly on every engine (up to
+   * 2^53); sums of fractions may differ in the last bits between engines.
+   */
+  sum: string[];
+}
+
+/** One group of an aggregation. */
+export interface AggregateRow {
+  /** The group's value of each `groupBy` field (null for missing). */
+  group: Record<string, string | number | null>;
+  /** How many documents the group has (always ≥ 1). */
+  count: number;
+  /** The sum of each `sum` field over the group (0 when none held a number). */
+  sums: Record<string, number>;
+}
+
+/** Most groups one `aggregate` returns; more throws INVALID (narrow the where). */
+export const MAX_AGGREGATE_GROUPS = 100_000;
+
 /** A page of results. `next` is null when this is the last page. */
 export interface Page<T> {
   items: T[];
@@ -144,9 +176,10 @@ export interface Collection<T extends StoredMeta = Doc> {
    * Inserts several new documents in one write (one transaction where the engine has them,
    * one round trip otherwise). Returns them as stored, in order.
    * Throws DUPLICATE if any collides; on engines without transactions the ones before the
-   * collision may have been written.
+   * collision may have been written. With `verbatim`, the given `version`/`created_at`/
+   * `updated_at` are stored as they are (bulk replication and transfer of new documents).
    */
-  insertMany(args: { docs: NewDoc<T>[] }): Promise<T[]>;
+  insertMany(args: { docs: NewDoc<T>[]; verbatim?: boolean }): Promise<T[]>;
 
   /**
    * Inserts the document or replaces the stored one with the same id (a whole-document
@@ -210,6 +243,16 @@ export interface Collection<T extends StoredMeta = Doc> {
    * and `insertMany`.
    */
   insertNumbered(args: { docs: NewDoc<T>[]; field: string; counter: { collection: string; id: string; field: string } }): Promise<T[]>;
+
+  /**
+   * Groups the documents matching `where` by the `groupBy` fields and returns, per group, its
+   * values, its count and the sums of the `sum` fields, computed by the engine itself (SQL
+   * GROUP BY on SQLite, `$match` + `$group` + `$sum` on MongoDB, a pass in memory elsewhere).
+   * Rows come in ascending group order (null first, then numbers, then strings by code point),
+   * only for groups with at least one document. Throws INVALID for a malformed where, a field
+   * that is not a plain identifier, too many fields, or more than MAX_AGGREGATE_GROUPS groups.
+   */
+  aggregate(args: AggregateOptions): Promise<AggregateRow[]>;
 
   /** Yields every document in batches of `batchSize` (default 500), ordered by id, starting after the id `after`. */
   scan(args?: { after?: string; batchSize?: number }): AsyncIterable<T[]>;

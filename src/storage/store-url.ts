@@ -3,7 +3,7 @@
  * (`otto transfer`, `verify`, `export`, `import`).
  *
  *   sqlite:<file>                      e.g. sqlite:./data/otto.db, sqlite:/var/lib/otto/otto.db
- *   jsonl:<folder>                     e.g. jsonl:./backup (Otto's JSON-lines folder format)
+ *   jsonl:<folder>[?fsync=always|batch|never]   e.g. jsonl:./backup (Otto's JSON-lines folder format)
  *   mongodb://[user:pass@]host[:port][,host…]/<database>[?options]   (also mongodb+srv://)
  *   memory:                            an empty in-process store (tests)
  */
@@ -19,7 +19,7 @@ import { createSqliteStore } from './sqlite/sqlite-store.ts';
 /** A parsed store URL. Paths are as written (resolved against a cwd when opened or described). */
 export type StoreUrl =
   | { kind: 'sqlite'; path: string }
-  | { kind: 'jsonl'; dir: string }
+  | { kind: 'jsonl'; dir: string; fsync?: FsyncPolicy }
   | { kind: 'mongodb'; uri: string; database: string }
   | { kind: 'memory' };
 
@@ -41,7 +41,8 @@ export function parseStoreUrl(text: string): StoreUrl {
       throw new StorageError('INVALID', scheme === 'sqlite' ? 'sqlite: needs a file, e.g. sqlite:./data/otto.db' : 'jsonl: needs a folder, e.g. jsonl:./backup', { field: 'store' });
     }
     if (path.includes('\u0000')) throw new StorageError('INVALID', `the ${scheme} path contains a NUL character`, { field: 'store' });
-    return scheme === 'sqlite' ? { kind: 'sqlite', path } : { kind: 'jsonl', dir: path };
+    if (scheme === 'sqlite') return { kind: 'sqlite', path };
+    return parseJsonlOptions(path);
   }
   if (scheme === 'memory') {
     if (value.slice('memory:'.length) !== '') throw new StorageError('INVALID', 'memory: takes nothing after the colon', { field: 'store' });
@@ -53,6 +54,29 @@ export function parseStoreUrl(text: string): StoreUrl {
     throw new StorageError('INVALID', `a store needs a kind in front of the path, e.g. ${hint}; ${EXAMPLES}`, { field: 'store' });
   }
   throw new StorageError('INVALID', `unknown kind of store "${scheme.slice(0, 20)}:": ${EXAMPLES}`, { field: 'store' });
+}
+
+/** The JSONL fsync policies a store URL may name. */
+const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'batch', 'never'];
+
+/**
+ * `<folder>[?fsync=always|batch|never]`: the folder, and the options after a `?`.
+ * Throws INVALID for an unknown option or value, naming the allowed ones.
+ */
+function parseJsonlOptions(text: string): StoreUrl {
+  const q = text.indexOf('?');
+  const dir = q >= 0 ? text.slice(0, q) : text;
+  if (dir === '') throw new StorageError('INVALID', 'jsonl: needs a folder, e.g. jsonl:./backup', { field: 'store' });
+  if (q < 0) return { kind: 'jsonl', dir };
+  const url: StoreUrl & { kind: 'jsonl' } = { kind: 'jsonl', dir };
+  for (const [key, value] of new URLSearchParams(text.slice(q + 1))) {
+    if (key !== 'fsync') throw new StorageError('INVALID', `jsonl: has no option ${JSON.stringify(key.slice(0, 40))}; the only one is fsync=always|batch|never`, { field: 'store' });
+    if (!FSYNC_POLICIES.includes(value as FsyncPolicy)) {
+      throw new StorageError('INVALID', `jsonl: fsync must be always, batch or never, got ${JSON.stringify(value.slice(0, 40))}`, { field: 'store' });
+    }
+    url.fsync = value as FsyncPolicy;
+  }
+  return url;
 }
 
 function parseMongo(uri: string): StoreUrl {
@@ -110,6 +134,17 @@ export function describeStoreUrl(text: string | StoreUrl, cwd = process.cwd()): 
   }
 }
 
+/**
+ * The store URL with relative paths made absolute and its options kept
+ * (`jsonl:/abs/folder?fsync=never`); MongoDB URLs are returned as described (without
+ * credentials), so pass the original text to open one. Throws INVALID like parseStoreUrl.
+ */
+export function absoluteStoreUrl(text: string | StoreUrl, cwd = process.cwd()): string {
+  const url = typeof text === 'string' ? parseStoreUrl(text) : text;
+  const described = describeStoreUrl(url, cwd);
+  return url.kind === 'jsonl' && url.fsync ? `${described}?fsync=${url.fsync}` : described;
+}
+
 export interface OpenStoreUrlOptions {
   /** Folder that relative paths are resolved against; default the process's. */
   cwd?: string;
@@ -118,7 +153,7 @@ export interface OpenStoreUrlOptions {
    * (UNAVAILABLE otherwise, rather than creating an empty one), and JSONL is opened read-only.
    */
   source?: boolean;
-  /** JSONL fsync policy (default `always`). */
+  /** JSONL fsync policy when the URL names none (`jsonl:<dir>?fsync=…` wins); default `always`. */
   fsync?: FsyncPolicy;
   /** SQLite `synchronous` (default `FULL`). */
   sqliteSynchronous?: 'FULL' | 'NORMAL';
@@ -141,7 +176,7 @@ export async function openStoreUrl(text: string, options: OpenStoreUrlOptions = 
       return createSqliteStore({ path, synchronous: options.sqliteSynchronous ?? 'FULL' });
     }
     case 'jsonl':
-      return createJsonlStore({ dir: resolve(cwd, url.dir), fsync: options.fsync, readOnly: options.source === true });
+      return createJsonlStore({ dir: resolve(cwd, url.dir), fsync: url.fsync ?? options.fsync, readOnly: options.source === true });
     case 'mongodb': {
       const { createMongoStore } = await import('./mongodb/mongodb-store.ts');
       return createMongoStore({ uri: url.uri, database: url.database });

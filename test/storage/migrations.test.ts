@@ -27,6 +27,17 @@ describe('migrations', () => {
     assert.equal(typeof record?.applied_at, 'string');
   });
 
+  it('the shipped migrations create every declared collection, on every engine list', async () => {
+    for (const engine of ['memory', 'sqlite', 'mongodb', 'jsonl']) {
+      const store = createMemoryStore();
+      await runMigrations({ store, migrations: migrationsFor(engine), ottoVersion: '1.0.0' });
+      const present = new Set(await store.listCollections());
+      const missing = Object.values(collections).map((spec) => spec.name).filter((name) => !present.has(name));
+      assert.deepEqual(missing, [], `${engine}: collections no migration creates`);
+      await store.close();
+    }
+  });
+
   it('reports pending migrations and applies only those', async () => {
     const store = createMemoryStore();
     await runMigrations({ store, migrations: [step('0001_a')], ottoVersion: '1.0.0' });

@@ -78,7 +78,7 @@ export async function seed(store: Store, options: { messages?: number } = {}): P
   await custom.insert({ doc: { id: 'note_1', text: 'a collection Otto does not declare is copied too' } });
   const scratch = await store.collection({ name: '_scratch', schemaVersion: 1, indexes: [] });
   await scratch.insert({ doc: { id: 'x', text: 'system collections other than _counters are not copied' } });
-  return {
+  const seeded: Record<string, number> = {
     bots: 11,
     guidelines: 30,
     journeys: 1,
@@ -90,6 +90,9 @@ export async function seed(store: Store, options: { messages?: number } = {}): P
     _counters: 10,
     custom_notes: 1,
   };
+  // Collections the migrations create (and may seed, e.g. role_permissions) are copied too.
+  for (const spec of domainCollections) if (!(spec.name in seeded)) seeded[spec.name] = await (await store.collection(spec)).count();
+  return seeded;
 }
 
 /** Every document of each named collection, by id (for small stores in tests). */

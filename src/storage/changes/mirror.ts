@@ -56,6 +56,14 @@ export interface MirrorOptions {
   maxBackoffMs?: number;
   /** How long a process's claim to feed a mirror lasts without renewal; default 30000 ms. */
   leaseMs?: number;
+  /**
+   * After applying a batch smaller than `batchSize`, how long the loop lets changes gather
+   * before the next one; default 100 ms. A stream of single writes is then applied, made
+   * durable and its cursor saved once per interval instead of once per write (each of those
+   * is an fsync, and the cursor save a write on the primary, which would compete with the
+   * writes being mirrored). A mirror lags by at most this much more.
+   */
+  lingerMs?: number;
   /** A mirror whose oldest missing change is older than this is `behind`; default 10 s. */
   behindAfterS?: number;
   /** Opens a target (tests inject failures); default `openTarget`. */
@@ -64,7 +72,7 @@ export interface MirrorOptions {
   onEvent?: (line: string) => void;
 }
 
-const DEFAULTS = { batchSize: 500, intervalMs: 1000, probeMs: 5000, maxBackoffMs: 30_000, leaseMs: 30_000, behindAfterS: 10 };
+const DEFAULTS = { batchSize: 500, intervalMs: 1000, probeMs: 5000, maxBackoffMs: 30_000, leaseMs: 30_000, behindAfterS: 10, lingerMs: 100 };
 /** Changes replayed before the head when a write-ahead log is copied (writes in flight during the copy). */
 const SNAPSHOT_REPLAY_MARGIN = 1000;
 const HEAL_DEPTH = 3;
@@ -98,6 +106,8 @@ export class Mirror {
   private stopped = true;
   private wake: (() => void) | undefined;
   private lastProbe = 0;
+  /** Whether the last batch applied was full (more changes are likely waiting). */
+  private lastBatchFull = true;
   private removeListener: (() => void) | undefined;
 
   constructor(url: string, log: ChangeLog, options: MirrorOptions = {}) {
@@ -111,6 +121,7 @@ export class Mirror {
       maxBackoffMs: options.maxBackoffMs ?? DEFAULTS.maxBackoffMs,
       leaseMs: options.leaseMs ?? DEFAULTS.leaseMs,
       behindAfterS: options.behindAfterS ?? DEFAULTS.behindAfterS,
+      lingerMs: options.lingerMs ?? DEFAULTS.lingerMs,
       open: options.open,
       onEvent: options.onEvent,
     };
@@ -185,6 +196,8 @@ export class Mirror {
         continue;
       }
       if (!progressed && !this.stopped) await this.sleep(this.options.intervalMs);
+      // A partial batch: let more changes gather (commits do not cut this short) before the next one.
+      else if (progressed && !this.lastBatchFull && !this.stopped && this.options.lingerMs > 0) await delay(this.options.lingerMs);
     }
   }
 
@@ -211,6 +224,7 @@ export class Mirror {
       this.recovered();
       return false;
     }
+    this.lastBatchFull = batch.changes.length >= this.options.batchSize;
     await this.apply(store, batch.changes);
     await flushTarget(store);
     await this.saveCursor({ seq: batch.next });

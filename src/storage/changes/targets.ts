@@ -1,8 +1,10 @@
 /**
  * Mirror targets, named by store URL (`jsonl:<dir>`, `sqlite:<file>`, `mongodb://…/<db>`; see
  * `../store-url.ts`). Mirrors are opened for bulk, idempotent catch-up: the SQLite file with
- * synchronous=NORMAL and the JSONL folder with batched fsyncs, each made durable by
- * `flushTarget` before the mirror's cursor moves past what was written.
+ * synchronous=NORMAL and the JSONL folder with batched fsyncs (unless its URL names a policy,
+ * `jsonl:<dir>?fsync=always|batch|never`), each made durable by `flushTarget` before the
+ * mirror's cursor moves past what was written (with `never`, left to the OS: it survives a
+ * process crash, not a power loss).
  */
 import { createHash } from 'node:crypto';
 import { StorageError, type Store } from '../contract.ts';
@@ -34,7 +36,10 @@ export function mirrorId(display: string): string {
   return `m_${createHash('sha256').update(display).digest('hex').slice(0, 16)}`;
 }
 
-/** Opens the store a mirror URL names (creating a missing folder or file). Throws StorageError (UNAVAILABLE when unreachable). */
+/**
+ * Opens the store a mirror URL names (creating a missing folder or file); a JSONL folder uses
+ * the URL's `?fsync=` policy, `batch` when it names none. Throws StorageError (UNAVAILABLE when unreachable).
+ */
 export async function openTarget(target: TargetUrl): Promise<Store> {
   let url = target.raw;
   if (target.kind === 'mongodb' && !/[?&]serverselectiontimeoutms=/i.test(url)) {
@@ -43,11 +48,14 @@ export async function openTarget(target: TargetUrl): Promise<Store> {
   return openStoreUrl(url, { cwd: target.cwd, fsync: 'batch', sqliteSynchronous: 'NORMAL' });
 }
 
-/** Makes everything written to a mirror so far durable (JSONL fsync, SQLite WAL checkpoint). Throws StorageError. */
+/**
+ * Makes everything written to a mirror so far durable (JSONL fsync, SQLite WAL checkpoint);
+ * a JSONL folder opened with `fsync=never` is left to the OS. Throws StorageError.
+ */
 export async function flushTarget(store: Store): Promise<void> {
-  const s = store as Store & { flush?: () => Promise<void>; database?: { exec(sql: string): void } };
+  const s = store as Store & { flush?: () => Promise<void>; fsync?: string; database?: { exec(sql: string): void } };
   if (typeof s.flush === 'function') {
-    await s.flush();
+    if (s.fsync !== 'never') await s.flush();
     return;
   }
   if (s.database && typeof s.database.exec === 'function' && s.capabilities.durable) {

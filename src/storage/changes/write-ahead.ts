@@ -12,6 +12,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   StorageError,
   isStorageError,
+  type AggregateOptions,
+  type AggregateRow,
   type ChangeOp,
   type Collection,
   type CollectionSpec,
@@ -195,6 +197,10 @@ class LoggedCollection<T extends StoredMeta> implements Collection<T> {
 
   get(args: { id: string }): Promise<T | null> {
     return this.inner.get(args);
+  }
+
+  aggregate(args: AggregateOptions): Promise<AggregateRow[]> {
+    return this.inner.aggregate(args);
   }
 
   find(args?: FindOptions): Promise<Page<T>> {

@@ -1,5 +1,7 @@
 import {
   StorageError,
+  type AggregateOptions,
+  type AggregateRow,
   type Capabilities,
   type Collection,
   type CollectionSpec,
@@ -17,6 +19,7 @@ import {
 import { assertWhere, compareBySort, encodeCursor, isAfterCursor, matches, normalizeFind } from '../where.ts';
 import { applyPatch, assertFieldName, assertId, assertNumbered, assertSpec, assertStep, indexName, laterThan, serializeDocument, stampNew } from '../validate.ts';
 import { WriteHooks } from '../write-hooks.ts';
+import { aggregateDocuments, normalizeAggregate } from '../aggregate.ts';
 
 const CAPABILITIES: Capabilities = { transactions: true, changeStreams: false, ttl: false, durable: false, multiProcess: false };
 
@@ -290,26 +293,26 @@ export class MemoryCollection<T extends StoredMeta> implements Collection<T> {
     return JSON.parse(json) as T;
   }
 
-  async insert(args: { doc: NewDoc<T> }): Promise<T> {
+  async insert(args: { doc: NewDoc<T>; verbatim?: boolean }): Promise<T> {
     this.host.assertOpen();
-    const doc = stampNew<T>(args.doc);
+    const doc = stampNew<T>(args.doc, { verbatim: args.verbatim === true });
     if (this.docs.has(doc.id)) throw new StorageError('DUPLICATE', `${this.spec.name}: id ${doc.id} already exists`, { field: 'id' });
     return this.write(doc, 'insert');
   }
 
-  async insertMany(args: { docs: NewDoc<T>[] }): Promise<T[]> {
+  async insertMany(args: { docs: NewDoc<T>[]; verbatim?: boolean }): Promise<T[]> {
     this.host.assertOpen();
     if (this.host.persist) {
       // Persisted writes cannot be taken back: check the whole batch first, so that only an
       // I/O failure can leave part of it written.
       if (!Array.isArray(args?.docs)) throw new StorageError('INVALID', 'docs must be a list', { field: 'docs' });
-      const docs = args.docs.map((d) => stampNew<T>(d));
+      const docs = args.docs.map((d) => stampNew<T>(d, { verbatim: args.verbatim === true }));
       this.assertInsertable(docs);
       return docs.map((doc) => this.write(doc, 'insert'));
     }
     const written: T[] = [];
     try {
-      for (const doc of args.docs) written.push(await this.insert({ doc }));
+      for (const doc of args.docs) written.push(await this.insert({ doc, verbatim: args.verbatim }));
     } catch (error) {
       for (const doc of written) this.setRaw(doc.id, undefined);
       throw error;
@@ -357,6 +360,15 @@ export class MemoryCollection<T extends StoredMeta> implements Collection<T> {
     this.host.assertOpen();
     if (args.where === undefined) return this.docs.size;
     return this.filter(assertWhere(args.where)).length;
+  }
+
+  async aggregate(args: AggregateOptions): Promise<AggregateRow[]> {
+    this.host.assertOpen();
+    const query = normalizeAggregate(args);
+    const docs = this.docs;
+    return aggregateDocuments((function* () {
+      for (const json of docs.values()) yield JSON.parse(json) as Record<string, unknown>;
+    })(), query);
   }
 
   async update(args: { id: string; patch: Record<string, unknown>; expectVersion?: number }): Promise<T> {

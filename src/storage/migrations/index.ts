@@ -1,5 +1,9 @@
 import type { Migration } from './migration.ts';
 import { initialCollections } from './0001-initial-collections.ts';
+import { accounts } from './0002-accounts.ts';
+import { secretsChannels } from './0003-secrets-channels.ts';
+import { usage } from './0004-usage.ts';
+import { degraded } from './0005-degraded.ts';
 
 export type { Migration } from './migration.ts';
 export { assertNotNewer, migrationStatus, runMigrations, type MigrationRecord, type MigrationStatus } from './runner.ts';
@@ -9,10 +13,10 @@ export { assertNotNewer, migrationStatus, runMigrations, type MigrationRecord, t
  * against the contract; an engine-specific migration appears only in its own list.
  */
 export const migrationsByEngine: Record<string, Migration[]> = {
-  memory: [initialCollections],
-  sqlite: [initialCollections],
-  mongodb: [initialCollections],
-  jsonl: [initialCollections],
+  memory: [initialCollections, accounts, secretsChannels, usage, degraded],
+  sqlite: [initialCollections, accounts, secretsChannels, usage, degraded],
+  mongodb: [initialCollections, accounts, secretsChannels, usage, degraded],
+  jsonl: [initialCollections, accounts, secretsChannels, usage, degraded],
 };
 
 /** The migration list for an engine; throws for an engine with no list. */

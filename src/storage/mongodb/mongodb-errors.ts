@@ -43,6 +43,11 @@ const UNAVAILABLE_NAMES = new Set([
   'MongoNotConnectedError',
   'MongoServerClosedError',
 ]);
+/**
+ * Node's own socket errors, which the driver sometimes passes through unwrapped when the server
+ * goes away mid-operation (e.g. "This socket has been ended by the other party", EPIPE).
+ */
+const NETWORK_ERRNOS = new Set(['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTCONN', 'ERR_SOCKET_CLOSED', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
 /** Error labels the driver puts on errors a later retry could succeed with. */
 const UNAVAILABLE_LABELS = ['RetryableWriteError', 'ResetPool', 'PoolRequestedRetry', 'SystemOverloadedError'];
 
@@ -74,7 +79,8 @@ export interface DuplicateInfo {
  *
  * - duplicate key (11000/11001, also inside bulk write errors, and FerretDB's SQLite
  *   "UNIQUE constraint failed") → DUPLICATE, naming the field when the server reports it;
- * - server selection, network, pool-cleared, closed-client and "not primary" errors → UNAVAILABLE;
+ * - server selection, network (including Node's own socket errors: EPIPE, ECONNRESET, …),
+ *   pool-cleared, closed-client and "not primary" errors → UNAVAILABLE;
  * - documents over the BSON size limit → INVALID;
  * - commands or options the server does not implement (59, 115, 238) → UNSUPPORTED;
  * - anything else → INTERNAL.
@@ -99,7 +105,13 @@ export function translateMongoError(error: unknown, context: string, indexFields
   if (codes.some((c) => TOO_LARGE.has(c)) || isClientSizeError(name, detail)) {
     return new StorageError('INVALID', `${context}: the document is larger than the server accepts (${detail})`, { cause: error });
   }
-  if (UNAVAILABLE_NAMES.has(name) || codes.some((c) => UNAVAILABLE_CODES.has(c)) || hasLabel(err, UNAVAILABLE_LABELS) || /\bnot (writable )?primary\b|NotWritablePrimary|node is recovering/i.test(detail)) {
+  if (
+    UNAVAILABLE_NAMES.has(name) ||
+    codes.some((c) => UNAVAILABLE_CODES.has(c)) ||
+    hasLabel(err, UNAVAILABLE_LABELS) ||
+    (typeof err.code === 'string' && NETWORK_ERRNOS.has(err.code)) ||
+    /\bnot (writable )?primary\b|NotWritablePrimary|node is recovering|socket has been ended by the other party/i.test(detail)
+  ) {
     return new StorageError('UNAVAILABLE', `${context}: the MongoDB server is unavailable (${detail})`, { cause: error });
   }
   if (codes.some((c) => UNSUPPORTED.has(c))) {

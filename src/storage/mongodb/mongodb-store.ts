@@ -1,6 +1,9 @@
 import { MongoClient, type Collection as DriverCollection, type Db, type Document, type MongoClientOptions } from 'mongodb';
 import {
+  MAX_AGGREGATE_GROUPS,
   StorageError,
+  type AggregateOptions,
+  type AggregateRow,
   type Capabilities,
   type Collection,
   type CollectionSpec,
@@ -19,6 +22,7 @@ import {
 import { assertFieldName, assertId, assertNumbered, assertSpec, assertStep, indexName, laterThan, now, patchFields, serializeDocument, stampNew } from '../validate.ts';
 import { assertWhere, encodeCursor, normalizeFind } from '../where.ts';
 import { WriteHooks } from '../write-hooks.ts';
+import { finishRows, groupValue, normalizeAggregate, tooManyGroups } from '../aggregate.ts';
 import { duplicateInfo, isDuplicateKeyError, translateMongoError } from './mongodb-errors.ts';
 
 /** Options of the MongoDB engine. */
@@ -31,6 +35,14 @@ export interface MongoStoreOptions {
   appName?: string;
   /** How long an operation waits for a usable server before UNAVAILABLE; default 10000 unless the URI sets it. */
   serverSelectionTimeoutMs?: number;
+  /** How long opening a connection may take before it fails; default the driver's (30000) unless the URI sets it. */
+  connectTimeoutMs?: number;
+  /**
+   * How often the driver checks the server; default the driver's (10000) unless the URI sets it.
+   * A server that stops answering without closing its connections is noticed after about this
+   * long plus `connectTimeoutMs`, which is when operations waiting on it fail.
+   */
+  heartbeatFrequencyMs?: number;
   /** Emit the driver's command monitoring events on `client` (for tests and benchmarks counting round trips). */
   monitorCommands?: boolean;
 }
@@ -227,6 +239,8 @@ function clientOptions(parts: MongoUriParts, options: MongoStoreOptions): MongoC
   else if (!parts.options.has('appname')) out.appName = 'otto';
   if (options.serverSelectionTimeoutMs !== undefined) out.serverSelectionTimeoutMS = options.serverSelectionTimeoutMs;
   else if (!parts.options.has('serverselectiontimeoutms')) out.serverSelectionTimeoutMS = DEFAULT_SERVER_SELECTION_TIMEOUT_MS;
+  if (options.connectTimeoutMs !== undefined && !parts.options.has('connecttimeoutms')) out.connectTimeoutMS = options.connectTimeoutMs;
+  if (options.heartbeatFrequencyMs !== undefined && !parts.options.has('heartbeatfrequencyms')) out.heartbeatFrequencyMS = options.heartbeatFrequencyMs;
   if (options.monitorCommands) out.monitorCommands = true;
   return out;
 }
@@ -260,6 +274,11 @@ class MongoStoreImpl implements MongoStore {
    * writes to one id are then queued in this process (see `exclusive`).
    */
   readonly serializeWrites: boolean;
+  /**
+   * True when `$group` computes only its first accumulator correctly (FerretDB v1, detected
+   * with `serializeWrites`): `aggregate` then runs one pipeline per accumulator.
+   */
+  readonly splitAccumulators: boolean;
   private serverVersion: string;
   private readonly collections = new Map<string, MongoCollection<Doc>>();
   private readonly queues = new Map<string, Promise<void>>();
@@ -272,6 +291,7 @@ class MongoStoreImpl implements MongoStore {
     this.capabilities = capabilities;
     this.serverVersion = serverVersion;
     this.serializeWrites = serializeWrites;
+    this.splitAccumulators = serializeWrites;
   }
 
   async collection<T extends StoredMeta = Doc>(spec: CollectionSpec): Promise<Collection<T>> {
@@ -464,10 +484,10 @@ class MongoCollection<T extends StoredMeta> implements Collection<T> {
     return doc;
   }
 
-  async insertMany(args: { docs: NewDoc<T>[] }): Promise<T[]> {
+  async insertMany(args: { docs: NewDoc<T>[]; verbatim?: boolean }): Promise<T[]> {
     this.store.assertOpen();
     if (!Array.isArray(args?.docs)) throw new StorageError('INVALID', 'docs must be a list', { field: 'docs' });
-    const docs = args.docs.map((d) => stampNew<T>(d));
+    const docs = args.docs.map((d) => stampNew<T>(d, { verbatim: args.verbatim === true }));
     const raws = docs.map(toMongo);
     if (docs.length === 0) return [];
     try {
@@ -588,6 +608,51 @@ class MongoCollection<T extends StoredMeta> implements Collection<T> {
     const sort: Record<string, 1 | -1> = {};
     for (const k of keys) sort[mongoField(k.field)] = k.direction === 'asc' ? 1 : -1;
     return { filter: combine(conditions), sort, limit: query.limit, keys: query.sort };
+  }
+
+  /**
+   * One pipeline the MongoDB-wire servers share (FerretDB included): `$match` with the compiled
+   * where, `$group` by the fields (`_id: {g0: '$field', …}`) with `$sum: 1` and `$sum: '$field'`
+   * (which adds numbers only), `$limit`. A missing field and null are merged into one group after.
+   */
+  async aggregate(args: AggregateOptions): Promise<AggregateRow[]> {
+    this.store.assertOpen();
+    const query = normalizeAggregate(args);
+    const pipelines = this.aggregatePipelines(query);
+    let results: Document[][];
+    try {
+      results = await Promise.all(pipelines.map((pipeline) => this.driver.aggregate(pipeline).toArray()));
+    } catch (error) {
+      throw this.fail(error, 'aggregate failed');
+    }
+    const rows: AggregateRow[] = [];
+    for (const raw of results) {
+      if (raw.length > MAX_AGGREGATE_GROUPS) throw tooManyGroups();
+      for (const row of raw) {
+        const id = (row._id ?? {}) as Record<string, unknown>;
+        rows.push({
+          group: Object.fromEntries(query.groupBy.map((f, i) => [f, groupValue(id[`g${i}`])])),
+          count: Number(row.n ?? 0),
+          sums: Object.fromEntries(query.sum.map((f, i) => [f, Number(row[`s${i}`] ?? 0)])),
+        });
+      }
+    }
+    return finishRows(rows, query.groupBy);
+  }
+
+  /**
+   * The aggregation pipelines `aggregate` sends (tests and benchmarks read them): one with every
+   * accumulator, or, on FerretDB v1 (whose `$group` computes only its first accumulator; the
+   * others read an exhausted group and give 0), one pipeline per accumulator, run in parallel.
+   */
+  aggregatePipelines(query: { where?: Where; groupBy: string[]; sum: string[] }): Document[][] {
+    const id = query.groupBy.length === 0 ? null : Object.fromEntries(query.groupBy.map((f, i) => [`g${i}`, `$${mongoField(assertFieldName(f))}`]));
+    const accumulators: Array<[string, Document]> = [['n', { $sum: 1 }], ...query.sum.map((f, i): [string, Document] => [`s${i}`, { $sum: `$${mongoField(assertFieldName(f))}` }])];
+    const groups: Document[] = this.store.splitAccumulators
+      ? accumulators.map(([name, accumulator]) => ({ _id: id, [name]: accumulator }))
+      : [{ _id: id, ...Object.fromEntries(accumulators) }];
+    const match = query.where ? [{ $match: compileWhere(assertWhere(query.where)) }] : [];
+    return groups.map((group) => [...match, { $group: group }, { $limit: MAX_AGGREGATE_GROUPS + 1 }]);
   }
 
   async count(args: { where?: Where } = {}): Promise<number> {

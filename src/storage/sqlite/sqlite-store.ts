@@ -2,7 +2,10 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import {
+  MAX_AGGREGATE_GROUPS,
   StorageError,
+  type AggregateOptions,
+  type AggregateRow,
   type Capabilities,
   type Collection,
   type CollectionSpec,
@@ -22,6 +25,7 @@ import {
 import { applyPatch, assertFieldName, assertId, assertNumbered, assertSpec, assertStep, indexName, laterThan, serializeDocument, stampNew } from '../validate.ts';
 import { assertWhere, encodeCursor, normalizeFind } from '../where.ts';
 import { WriteHooks } from '../write-hooks.ts';
+import { finishRows, groupValue, normalizeAggregate, tooManyGroups } from '../aggregate.ts';
 import { translateSqliteError } from './sqlite-errors.ts';
 
 /** Options of the SQLite engine. */
@@ -390,9 +394,9 @@ class SqliteCollection<T extends StoredMeta> implements Collection<T> {
     return this.store.enqueueWrite(() => this.put(doc, 'insert', 'insert'));
   }
 
-  async insertMany(args: { docs: NewDoc<T>[] }): Promise<T[]> {
+  async insertMany(args: { docs: NewDoc<T>[]; verbatim?: boolean }): Promise<T[]> {
     if (!Array.isArray(args?.docs)) throw new StorageError('INVALID', 'docs must be a list', { field: 'docs' });
-    const docs = args.docs.map((d) => stampNew<T>(d));
+    const docs = args.docs.map((d) => stampNew<T>(d, { verbatim: args.verbatim === true }));
     return this.store.enqueueWrite(() => docs.map((doc) => this.put(doc, 'insert', 'insert')));
   }
 
@@ -457,6 +461,41 @@ class SqliteCollection<T extends StoredMeta> implements Collection<T> {
     const where = args.where ? ` WHERE ${this.compile(assertWhere(args.where), params)}` : '';
     const row = this.store.statement(`SELECT COUNT(*) AS n FROM ${this.table}${where}`).get(...params) as { n: number };
     return Number(row.n);
+  }
+
+  /**
+   * One SQL statement: `SELECT <group columns>, COUNT(*), SUM(…) … WHERE … GROUP BY …`. Group
+   * fields read their generated column when indexed (so an index can serve the grouping);
+   * sums add only JSON numbers (`json_type` tells a number from `true`, which SQLite reads as 1).
+   */
+  async aggregate(args: AggregateOptions): Promise<AggregateRow[]> {
+    const query = normalizeAggregate(args);
+    const params: SqlValue[] = [];
+    const where = query.where ? ` WHERE ${this.compile(query.where, params)}` : '';
+    const columns = [
+      ...query.groupBy.map((f, i) => `${this.expr(f)} AS g${i}`),
+      'COUNT(*) AS n',
+      ...query.sum.map((f, i) => `SUM(${this.numberExpr(f)}) AS s${i}`),
+    ];
+    const groupBy = query.groupBy.length > 0 ? ` GROUP BY ${query.groupBy.map((_, i) => `g${i}`).join(', ')}` : '';
+    const sql = `SELECT ${columns.join(', ')} FROM ${this.table}${where}${groupBy} LIMIT ${MAX_AGGREGATE_GROUPS + 1}`;
+    const rows = this.store.statement(sql).all(...params) as Array<Record<string, unknown>>;
+    if (rows.length > MAX_AGGREGATE_GROUPS) throw tooManyGroups();
+    return finishRows(
+      rows.map((row) => ({
+        group: Object.fromEntries(query.groupBy.map((f, i) => [f, groupValue(row[`g${i}`])])),
+        count: Number(row.n),
+        sums: Object.fromEntries(query.sum.map((f, i) => [f, row[`s${i}`] === null || row[`s${i}`] === undefined ? 0 : Number(row[`s${i}`])])),
+      })),
+      query.groupBy,
+    );
+  }
+
+  /** The SQL expression of a field's value when it is a JSON number, NULL otherwise. */
+  private numberExpr(field: string): string {
+    if (field === 'id') return 'NULL';
+    const path = `'$.${assertFieldName(field)}'`;
+    return `CASE WHEN json_type(doc, ${path}) IN ('integer', 'real') THEN json_extract(doc, ${path}) END`;
   }
 
   async update(args: { id: string; patch: Record<string, unknown>; expectVersion?: number }): Promise<T> {

@@ -1,7 +1,8 @@
 /**
  * Copies collections from any store into any other, through the storage contract only:
- * `scan` in id order on the source, `upsert({verbatim: true})` on the target (documents keep
- * their id, version and timestamps).
+ * `scan` in id order on the source; on the target, per batch, one lookup of the ids it has,
+ * one `insertMany({verbatim: true})` of the others, and `upsert({verbatim: true})` of those
+ * that differ (documents keep their id, version and timestamps).
  *
  * - Streaming: one batch of one collection is in memory at a time.
  * - Idempotent: a verbatim upsert of the same document changes nothing, so copying twice is harmless.
@@ -15,8 +16,10 @@
  *   `otto verify` show them).
  */
 import { createHash } from 'node:crypto';
-import { StorageError, isStorageError, type Doc, type Store } from '../contract.ts';
+import { StorageError, isStorageError, type Collection, type Doc, type Store } from '../contract.ts';
+import { isIn } from '../where.ts';
 import { assertCollectionNames, defaultCollections, readSpec, targetSpec, TRANSFERS } from './collections.ts';
+import { canonicalJson } from './verify.ts';
 
 export interface TransferOptions {
   from: Store;
@@ -258,7 +261,7 @@ async function copyCollection(args: {
   if (!saved) await args.save({ last_id: null, copied: 0, target_before: targetBefore, done: false });
   for await (const batch of source.scan({ after: lastId ?? undefined, batchSize: args.batchSize })) {
     args.signal?.throwIfAborted();
-    await upsertAll(target, batch, args.concurrency, name);
+    await writeBatch(target, batch, args.concurrency, name);
     copied += batch.length;
     lastId = batch.at(-1)!.id;
     await args.save({ last_id: lastId, copied: earlier + copied, target_before: targetBefore, done: false });
@@ -274,6 +277,54 @@ async function copyCollection(args: {
     resumed_after: saved?.last_id ?? null,
     duration_ms: Math.round(performance.now() - started),
   };
+}
+
+/** Ids looked up per query when a batch checks what the target already has. */
+const LOOKUP_CHUNK = 1000;
+
+/**
+ * Writes one batch to the target with as few round trips as it can. First, optimistically, one
+ * `insertMany({verbatim: true})`: into a fresh target that is the whole job. When it collides
+ * (the target has some of these documents: a resumed or repeated run, or a write landed
+ * meanwhile), one query finds which documents the target has; those it lacks are inserted in
+ * one `insertMany`, those it has with different content are upserted verbatim one by one, and
+ * identical ones are left alone. Every step is idempotent. Throws StorageError naming the
+ * collection (and the id, for a document that cannot be written).
+ */
+async function writeBatch(target: Collection<Doc>, docs: Doc[], concurrency: number, name: string): Promise<void> {
+  if (docs.length === 0) return;
+  const failed = (error: unknown): StorageError =>
+    new StorageError(isStorageError(error) ? error.code : 'INTERNAL', `${name}: ${(error as Error).message}`, { cause: error, field: isStorageError(error) ? error.field : undefined });
+  try {
+    await target.insertMany({ docs, verbatim: true });
+    return;
+  } catch (error) {
+    if (!isStorageError(error, 'DUPLICATE')) throw failed(error);
+  }
+  const existing = new Map<string, Doc>();
+  for (let i = 0; i < docs.length; i += LOOKUP_CHUNK) {
+    const ids = docs.slice(i, i + LOOKUP_CHUNK).map((d) => d.id);
+    let after: string | null = null;
+    do {
+      const page: { items: Doc[]; next: string | null } = await target.find({ where: isIn('id', ids), limit: 1000, after });
+      for (const doc of page.items) existing.set(doc.id, doc);
+      after = page.next;
+    } while (after);
+  }
+  const missing = docs.filter((d) => !existing.has(d.id));
+  const changed = docs.filter((d) => {
+    const there = existing.get(d.id);
+    return there !== undefined && canonicalJson(there) !== canonicalJson(d);
+  });
+  if (missing.length > 0) {
+    try {
+      await target.insertMany({ docs: missing, verbatim: true });
+    } catch (error) {
+      if (!isStorageError(error, 'DUPLICATE')) throw failed(error);
+      changed.push(...missing); // a unique value held by another document: upserted one by one, which names it
+    }
+  }
+  await upsertAll(target, changed, concurrency, name);
 }
 
 /** Upserts every document verbatim, `concurrency` at a time; an error names the collection and id. */

@@ -118,6 +118,18 @@ export function runConformanceSuite(engine: string, open: () => Promise<Conforma
         if (store.capabilities.transactions) assert.equal(await items.get({ id: 'c' }), null);
         assert.equal((await items.get({ id: 'a' }))?.n, 1);
       });
+
+      it('insertMany with verbatim keeps the given versions and timestamps (bulk transfer)', async () => {
+        const items = await store.collection<Item>(spec());
+        const docs = [
+          { id: 'v1', n: 1, version: 7, created_at: '2024-01-02T03:04:05.000Z', updated_at: '2024-02-03T04:05:06.000Z' },
+          { id: 'v2', n: 2, version: 1, created_at: '2024-01-02T03:04:05.000Z', updated_at: '2024-01-02T03:04:05.000Z' },
+        ];
+        await items.insertMany({ docs, verbatim: true });
+        assert.deepEqual(await items.get({ id: 'v1' }), docs[0]);
+        assert.deepEqual(await items.get({ id: 'v2' }), docs[1]);
+        await rejects(items.insertMany({ docs: [docs[0]!], verbatim: true }), 'DUPLICATE');
+      });
     });
 
     describe('upsert', () => {
@@ -458,6 +470,116 @@ export function runConformanceSuite(engine: string, open: () => Promise<Conforma
         assert.equal(await items.get({ id: '{"$ne": null}' }), null, 'an operator-looking id is just an id');
         await items.insert({ doc: { id: '{"$gt": ""}', name: 'odd id' } });
         assert.equal((await items.get({ id: '{"$gt": ""}' }))?.name, 'odd id');
+      });
+    });
+
+    describe('aggregate', () => {
+      type Usage = Doc & { day?: string | null; who?: string; model?: string; tokens?: unknown; cost?: unknown };
+      async function usage(indexed: boolean): Promise<Collection<Usage>> {
+        const items = await store.collection<Usage>(spec(indexed ? [{ fields: [['day', 1], ['who', 1]] }] : []));
+        const docs: Usage[] = [];
+        for (let i = 0; i < 40; i++) {
+          docs.push({
+            id: `u${String(i).padStart(3, '0')}`,
+            day: `2026-01-${String(1 + (i % 5)).padStart(2, '0')}`,
+            who: i % 3 === 0 ? 'ann' : i % 3 === 1 ? 'bob' : 'cy',
+            model: i % 2 === 0 ? 'gpt-4o' : 'gpt-4o-mini',
+            tokens: i * 10,
+            cost: i * 1000 + 7,
+          } as Usage);
+        }
+        await items.insertMany({ docs: docs as never });
+        return items;
+      }
+      /** What the engine must answer, computed here from the same documents. */
+      function expected(docs: Usage[], groupBy: Array<'day' | 'who' | 'model'>, sum: Array<'tokens' | 'cost'>) {
+        const out = new Map<string, { group: Record<string, string | number | null>; count: number; sums: Record<string, number> }>();
+        for (const doc of docs) {
+          const group = Object.fromEntries(groupBy.map((f) => [f, (doc[f] as string | undefined) ?? null]));
+          const key = JSON.stringify(groupBy.map((f) => group[f]));
+          const row = out.get(key) ?? { group, count: 0, sums: Object.fromEntries(sum.map((f) => [f, 0])) };
+          row.count++;
+          for (const f of sum) row.sums[f]! += typeof doc[f] === 'number' ? (doc[f] as number) : 0;
+          out.set(key, row);
+        }
+        return [...out.values()].sort((a, b) => {
+          for (const f of groupBy) if (a.group[f] !== b.group[f]) return String(a.group[f]) < String(b.group[f]) ? -1 : 1;
+          return 0;
+        });
+      }
+      async function docsOf(items: Collection<Usage>): Promise<Usage[]> {
+        return (await all(items, { limit: 1000 })).items;
+      }
+
+      for (const indexed of [true, false]) {
+        it(`groups by one and by two fields with counts and integer sums (${indexed ? 'indexed' : 'unindexed'} fields)`, async () => {
+          const items = await usage(indexed);
+          const docs = await docsOf(items);
+          const byDay = await items.aggregate({ groupBy: ['day'], sum: ['tokens', 'cost'] });
+          assert.deepEqual(byDay, expected(docs, ['day'], ['tokens', 'cost']));
+          assert.equal(byDay.length, 5);
+          assert.equal(byDay.reduce((n, r) => n + r.count, 0), 40);
+          const byDayWho = await items.aggregate({ groupBy: ['day', 'who'], sum: ['cost'] });
+          assert.deepEqual(byDayWho, expected(docs, ['day', 'who'], ['cost']));
+          assert.equal(byDayWho.length, 15);
+        });
+      }
+
+      it('filters with where (ranges on the group field, eq on another) before grouping', async () => {
+        const items = await usage(true);
+        const docs = (await docsOf(items)).filter((d) => d.day! >= '2026-01-02' && d.day! <= '2026-01-04' && d.who === 'bob');
+        const rows = await items.aggregate({ where: and(gte('day', '2026-01-02'), lte('day', '2026-01-04'), eq('who', 'bob')), groupBy: ['model'], sum: ['tokens'] });
+        assert.deepEqual(rows, expected(docs, ['model'], ['tokens']));
+        assert.ok(rows.length === 2 && rows.every((r) => r.count > 0));
+      });
+
+      it('with no groupBy returns one total row, or no row when nothing matches', async () => {
+        const items = await usage(true);
+        const [total, ...rest] = await items.aggregate({ groupBy: [], sum: ['tokens', 'cost'] });
+        assert.equal(rest.length, 0);
+        assert.deepEqual(total, { group: {}, count: 40, sums: { tokens: 7800, cost: 780_280 } });
+        assert.deepEqual(await items.aggregate({ where: eq('who', 'nobody'), groupBy: [], sum: ['tokens'] }), []);
+        assert.deepEqual(await items.aggregate({ where: eq('who', 'nobody'), groupBy: ['day'], sum: ['tokens'] }), []);
+      });
+
+      it('adds numbers only, and puts a missing group field and null in one null group, first', async () => {
+        const items = await store.collection<Usage>(spec([{ fields: [['day', 1]] }]));
+        await items.insertMany({
+          docs: [
+            { id: 'a', day: '2026-02-01', tokens: 5, cost: 1.5 },
+            { id: 'b', day: '2026-02-01', tokens: '7', cost: true },
+            { id: 'c', day: null, tokens: { n: 1 }, cost: null },
+            { id: 'd', tokens: 3 },
+            { id: 'e', day: '2026-01-31', tokens: 2, cost: -0.5 },
+          ] as never,
+        });
+        const rows = await items.aggregate({ groupBy: ['day', 'model'], sum: ['tokens', 'cost'] });
+        assert.deepEqual(rows, [
+          { group: { day: null, model: null }, count: 2, sums: { tokens: 3, cost: 0 } },
+          { group: { day: '2026-01-31', model: null }, count: 1, sums: { tokens: 2, cost: -0.5 } },
+          { group: { day: '2026-02-01', model: null }, count: 2, sums: { tokens: 5, cost: 1.5 } },
+        ]);
+      });
+
+      it('orders groups null first, then numbers, then strings by code point', async () => {
+        const items = await store.collection<Usage>(spec());
+        await items.insertMany({ docs: [{ id: '1', day: 'b' }, { id: '2', day: 'a' }, { id: '3', day: 10 }, { id: '4', day: 2 }, { id: '5' }, { id: '6', day: 'B' }, { id: '7', day: 'é' }] as never });
+        const rows = await items.aggregate({ groupBy: ['day'], sum: [] });
+        assert.deepEqual(rows.map((r) => r.group.day), [null, 2, 10, 'B', 'a', 'b', 'é']);
+        assert.deepEqual(rows.map((r) => r.sums), rows.map(() => ({})));
+      });
+
+      it('treats operator-looking values as data and refuses bad options as INVALID', async () => {
+        const items = await usage(true);
+        assert.deepEqual(await items.aggregate({ where: eq('who', '{"$ne":null}'), groupBy: ['who'], sum: [] }), []);
+        assert.deepEqual(await items.aggregate({ where: eq('who', '$who'), groupBy: ['who'], sum: [] }), []);
+        await rejects(items.aggregate({ groupBy: ['$who'], sum: [] }), 'INVALID', 'operator group field');
+        await rejects(items.aggregate({ groupBy: ['a.b'], sum: [] }), 'INVALID', 'path group field');
+        await rejects(items.aggregate({ groupBy: ['day'], sum: ['$tokens'] }), 'INVALID', 'operator sum field');
+        await rejects(items.aggregate({ groupBy: ['day', 'day'], sum: [] }), 'INVALID', 'repeated field');
+        await rejects(items.aggregate({ groupBy: ['a', 'b', 'c', 'd', 'e'], sum: [] }), 'INVALID', 'too many group fields');
+        await rejects(items.aggregate({ groupBy: 'day' as never, sum: [] }), 'INVALID', 'groupBy not a list');
+        await rejects(items.aggregate({ where: { op: '$where', field: 'x' } as never, groupBy: [], sum: [] }), 'INVALID', 'bad where');
       });
     });
 
