@@ -10,15 +10,18 @@ export { and, eq, gt, gte, isIn, lt, lte } from './where.ts';
 export { migrationStatus, migrationsFor, runMigrations } from './migrations/index.ts';
 
 /** Connects to the engine the configuration names. Throws StorageError (UNAVAILABLE when it cannot connect). */
-export async function openStore(config: Pick<OttoConfig, 'storage' | 'sqlite' | 'mongodb'>): Promise<Store> {
+export async function openStore(config: Pick<OttoConfig, 'storage' | 'sqlite' | 'mongodb'> & { degraded?: Pick<OttoConfig['degraded'], 'timeoutMs'> }): Promise<Store> {
   switch (config.storage) {
     case 'memory':
       return createMemoryStore();
     case 'sqlite':
       return createSqliteStore({ path: config.sqlite.path, synchronous: config.sqlite.synchronous });
     case 'mongodb': {
-      const { createMongoStore } = await import('./mongodb/mongodb-store.ts');
-      return createMongoStore({ uri: config.mongodb.uri!, database: config.mongodb.database });
+      const { createMongoStore, parseMongoUri } = await import('./mongodb/mongodb-store.ts');
+      // A short wait for an unreachable server (OTTO_PRIMARY_TIMEOUT_MS) lets requests fail over
+      // to degraded mode quickly instead of hanging; a URI setting serverSelectionTimeoutMS wins.
+      const timeoutMs = parseMongoUri(config.mongodb.uri!).options.has('serverselectiontimeoutms') ? undefined : config.degraded?.timeoutMs;
+      return createMongoStore({ uri: config.mongodb.uri!, database: config.mongodb.database, ...(timeoutMs === undefined ? {} : { serverSelectionTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs, heartbeatFrequencyMs: Math.max(500, timeoutMs) }) });
     }
   }
 }
@@ -34,7 +37,7 @@ export interface StorageStartup {
  * the migration state. Throws StorageError; closes the store before rethrowing a migration failure.
  */
 export async function openStorage(args: {
-  config: Pick<OttoConfig, 'storage' | 'sqlite' | 'mongodb'>;
+  config: Pick<OttoConfig, 'storage' | 'sqlite' | 'mongodb'> & { degraded?: Pick<OttoConfig['degraded'], 'timeoutMs'> };
   migrate: boolean;
   onProgress?: (line: string) => void;
 }): Promise<StorageStartup> {

@@ -45,8 +45,8 @@ describe('otto doctor', () => {
     }
     assert.match(text, /^ok +disk space +|^warn +disk space +/m);
     assert.match(text, /^ok +connection +sqlite at .*otto\.db \(SQLite [\d.]+\)/m);
-    assert.match(text, /^ok +migrations +1\/1 applied$/m);
-    assert.match(text, /^ok +indexes +9 collection\(s\) have exactly Otto's indexes$/m);
+    assert.match(text, /^ok +migrations +(\d+)\/\1 applied$/m);
+    assert.match(text, /^ok +indexes +\d+ collection\(s\) have exactly Otto's indexes$/m);
     assert.doesNotMatch(text, /^FAIL/m);
   });
 
@@ -103,7 +103,7 @@ describe('otto doctor', () => {
       const { code, text } = await doctor([], mongoEnv);
       assert.equal(code, 0, text);
       assert.match(text, /^ok +connection +mongodb at .*\/otto_doctor_\w+ \(MongoDB [^)]+\)/m);
-      assert.match(text, /^ok +indexes +9 collection\(s\) have exactly Otto's indexes$/m);
+      assert.match(text, /^ok +indexes +\d+ collection\(s\) have exactly Otto's indexes$/m);
     } finally {
       const store = await createMongoStore({ uri: mongo.uri, database });
       await store.db.dropDatabase().catch(() => {});
