@@ -4,12 +4,13 @@ import { describeStoreUrl, openStoreUrl } from '../../storage/store-url.ts';
 import { ottoVersion } from '../../version.ts';
 import { UsageError, type Command } from '../command.ts';
 import { configuredLabel, openConfigured } from './export.ts';
+import { parlantHelp, parlantOptions, runParlantImport } from './import-parlant.ts';
 import { copyOptions, copyOptionsHelp, parseCopyOptions, printWarnings, requireOption, runCopy } from './transfer.ts';
 
 export const importCommand: Command = {
   name: 'import',
-  summary: 'copy another store (e.g. a JSONL backup folder) into the configured store',
-  options: { from: { type: 'string' }, ...copyOptions },
+  summary: 'copy another store (e.g. a JSONL backup folder) or Parlant data into the configured store',
+  options: { from: { type: 'string' }, ...copyOptions, ...parlantOptions },
   help: `Usage: otto import --from <store> [--collections a,b] [--batch-size n] [--restart]
 
 Copies everything from another store into the store Otto is configured with (OTTO_STORAGE,
@@ -27,8 +28,13 @@ Examples:
   OTTO_STORAGE=mongodb MONGODB_URI=mongodb://127.0.0.1:27017/ otto import --from sqlite:./data/otto.db
   otto import --from jsonl:./backup --collections bots,guidelines,journeys,tools,tool_mappings
 
-Exit code: 0 when imported, 1 on failure, 130 when interrupted (run it again to resume).`,
+Exit code: 0 when imported, 1 on failure, 130 when interrupted (run it again to resume).
+
+${parlantHelp}`,
   async run({ values, io }) {
+    if (values.parlant !== undefined) return runParlantImport({ values, io });
+    const parlantOnly = ['owner', 'tool-base-url', 'json'].find((k) => values[k] !== undefined);
+    if (parlantOnly) throw new UsageError(`--${parlantOnly} goes with --parlant`);
     const fromText = requireOption(values, 'from', 'jsonl:./backup');
     const options = parseCopyOptions(values);
     const config = loadConfig(withDotEnv(io.env, io.cwd), io.cwd);
