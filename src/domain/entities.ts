@@ -3,6 +3,7 @@
  * `id`, `version`, `created_at`, `updated_at` (StoredMeta) and, when tenant-scoped, `owner_id`.
  */
 import type { StoredMeta } from '../storage/contract.ts';
+import type { Permission, Role } from './permissions.ts';
 
 /** How a bot composes replies (Parlant's modes). */
 export const compositionModes = ['fluid', 'canned_fluid', 'composited_canned', 'strict_canned'] as const;
@@ -23,6 +24,8 @@ export interface Bot extends StoredMeta, Owned {
   composition_mode: CompositionMode;
   max_engine_iterations: number;
   metadata: Record<string, unknown>;
+  /** Messages older than this many days are deleted by the retention sweeper; null or absent: kept forever. */
+  retention_days?: number | null;
 }
 
 export interface Guideline extends StoredMeta, Owned {
@@ -108,10 +111,36 @@ export interface Message extends StoredMeta, Owned {
 export interface ApiKeyRecord extends StoredMeta, Owned {
   /** sha256 of the key, hex. The key itself is never stored. */
   key_hash: string;
-  /** First characters of the key, for display and lookup. */
+  /** The key's lookup prefix, stored in the clear and indexed (`otto_<prefix>_<secret>`); first characters for configured keys. */
   prefix: string;
   name: string;
-  source: 'config' | 'api';
+  /** `config`: from OTTO_API_KEYS (an admin key, no user); `user`: an access key of a user. */
+  source: 'config' | 'api' | 'user';
+  /** The user the key belongs to (= `owner_id`); null for configured keys. */
+  user_id?: string | null;
+  /** When the key was last presented (updated at most once a minute per process). */
+  last_used_at?: string | null;
+  /** After this instant the key is refused; null: never expires. */
+  expires_at?: string | null;
+  /** When it was revoked; a revoked key is refused from the next request on. */
+  revoked_at?: string | null;
+}
+
+/** A person (or program) that signs in with access keys. Their data carries `owner_id` = their id. */
+export interface User extends StoredMeta {
+  /** Lowercase, unique. */
+  username: string;
+  email: string | null;
+  display_name: string;
+  role: Role;
+  /** A disabled user's keys are refused. */
+  disabled: boolean;
+}
+
+/** One role's permissions (`id` = the role name). */
+export interface RolePermissionsRecord extends StoredMeta {
+  role: Role;
+  permissions: Permission[];
 }
 
 /** A bot with everything a turn needs: what the registry keeps in memory. */

@@ -15,9 +15,14 @@ export type OttoErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'RATE_LIMITED'
+  | 'BUDGET_EXCEEDED'
   | 'PROVIDER_FAILED'
   | 'PROVIDER_TIMEOUT'
-  | 'UNAVAILABLE';
+  | 'UNAVAILABLE'
+  | 'SECRETS_DISABLED'
+  | 'SECRET_KEY_MISSING'
+  | 'SECRET_CORRUPT'
+  | 'UPSTREAM_FAILED';
 
 export class OttoError extends Error {
   readonly code: OttoErrorCode;

@@ -5,6 +5,7 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { compositionModes, criticalities } from './entities.ts';
+import { allPermissions, roles } from './permissions.ts';
 import { OttoError } from './errors.ts';
 
 const text = (max: number, min = 0) => ({ type: 'string', minLength: min, maxLength: max }) as const;
@@ -19,6 +20,7 @@ const botFields = {
   composition_mode: { type: 'string', enum: [...compositionModes] },
   max_engine_iterations: { type: 'integer', minimum: 1, maximum: 10 },
   metadata: freeObject,
+  retention_days: { type: ['integer', 'null'], minimum: 1, maximum: 36500, description: 'Delete messages older than this many days (null: keep forever).' },
 } as const;
 
 const guidelineFields = {
@@ -60,8 +62,30 @@ const toolFields = {
   },
 } as const;
 
+const username = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$', description: 'Letters, digits, `_`, `.`, `-`; stored lowercase; unique.' } as const;
+const userFields = {
+  email: { anyOf: [{ type: 'string', maxLength: 320, pattern: '^[^\\s@]+@[^\\s@]+$' }, { type: 'null' }] },
+  display_name: text(200),
+  role: { type: 'string', enum: [...roles] },
+  disabled: { type: 'boolean' },
+} as const;
+const keyFields = {
+  name: text(200),
+  expires_at: { anyOf: [{ type: 'string', maxLength: 64, pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}:\\d{2})$' }, { type: 'null' }], description: 'When the key stops working (null: never).' },
+  expires_in_days: { type: 'integer', minimum: 1, maximum: 36500, description: 'Alternative to expires_at: days from now.' },
+} as const;
+
 /** Every input schema, by name. */
 export const inputSchemas = {
+  UserCreate: { type: 'object', additionalProperties: false, required: ['username'], properties: { username, ...userFields } },
+  UserPatch: { type: 'object', additionalProperties: false, minProperties: 1, properties: { ...userFields, version } },
+  KeyCreate: { type: 'object', additionalProperties: false, properties: keyFields },
+  RolePermissionsPut: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['permissions'],
+    properties: { permissions: { type: 'array', maxItems: 100, uniqueItems: true, items: { type: 'string', enum: [...allPermissions] } } },
+  },
   BotCreate: { type: 'object', additionalProperties: false, required: ['name'], properties: botFields },
   BotPatch: { type: 'object', additionalProperties: false, minProperties: 1, properties: { ...botFields, version } },
   GuidelineCreate: { type: 'object', additionalProperties: false, required: ['condition', 'action'], properties: guidelineFields },

@@ -1,8 +1,9 @@
 import type { FastifyRequest } from 'fastify';
 import { OttoError } from '../domain/errors.ts';
-import { localAdmin, type Caller, type KeyService } from '../services/index.ts';
+import type { AccountService, Caller } from '../services/index.ts';
+import { isLoopback } from '../services/loopback.ts';
 
-/** Routes anyone may call, even when keys are configured. */
+/** Routes anyone may call, even when keys are needed. */
 export const PUBLIC_ROUTES = new Set(['/health', '/ready']);
 
 declare module 'fastify' {
@@ -12,23 +13,20 @@ declare module 'fastify' {
   }
 }
 
-/** True for addresses only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
+export { isLoopback };
 
 /**
- * Refuses a configuration that would serve everything to the network without a key.
- * Throws OttoError FORBIDDEN with how to add one.
+ * Refuses a configuration that would serve everything to the network without a way to sign
+ * in as an admin: beyond loopback, a key from OTTO_API_KEYS or an admin user with a usable
+ * access key must exist. Returns when safe; throws OttoError FORBIDDEN saying how to make one.
  */
-export function assertSafeBinding(host: string, keys: KeyService): void {
-  if (!isLoopback(host) && !keys.required) {
-    throw new OttoError(
-      'FORBIDDEN',
-      `refusing to listen on ${host} without an API key: anyone who can reach it could read and change every bot. ` +
-        'Add one, e.g. OTTO_API_KEYS=admin:$(openssl rand -hex 24), or keep OTTO_HOST=127.0.0.1.',
-    );
-  }
+export async function assertSafeBinding(host: string, accounts: AccountService): Promise<void> {
+  if (isLoopback(host) || (await accounts.adminCanSignIn())) return;
+  throw new OttoError(
+    'FORBIDDEN',
+    `refusing to listen on ${host} without an admin access key: anyone who can reach it could read and change every bot. ` +
+      'Create one with `otto users create --username <name> --admin` (it prints the key), or set OTTO_API_KEYS=admin:$(openssl rand -hex 24), or keep OTTO_HOST=127.0.0.1.',
+  );
 }
 
 /** Reads the presented key from `Authorization: Bearer …` or `X-API-Key`. */
@@ -40,14 +38,9 @@ function presentedKey(request: FastifyRequest): string | undefined {
 }
 
 /**
- * Resolves the caller of a request: the local admin when no keys are configured (loopback
- * only, enforced at startup), else the owner of the presented key. Throws UNAUTHORIZED.
+ * Resolves the caller of a request: the local admin while no user and no key exists (loopback
+ * only), else the user (or configured owner) of the presented key. Throws UNAUTHORIZED.
  */
-export function authenticate(request: FastifyRequest, keys: KeyService): Caller {
-  if (!keys.required) return localAdmin;
-  const key = presentedKey(request);
-  if (!key) throw new OttoError('UNAUTHORIZED', 'send your API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`');
-  const caller = keys.authenticate(key);
-  if (!caller) throw new OttoError('UNAUTHORIZED', 'that API key is not valid');
-  return caller;
+export async function authenticate(request: FastifyRequest, accounts: AccountService): Promise<Caller> {
+  return accounts.authenticate({ presented: presentedKey(request) });
 }

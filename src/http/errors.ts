@@ -17,17 +17,23 @@ export const errorStatuses: Record<OttoErrorCode | StorageErrorCode, number> = {
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   RATE_LIMITED: 429,
+  /** A monthly usage budget (user or bot) is spent; the message names it and when it resets. */
+  BUDGET_EXCEEDED: 429,
   INTERNAL: 500,
   UNSUPPORTED: 501,
   PROVIDER_FAILED: 502,
   UNAVAILABLE: 503,
   PROVIDER_TIMEOUT: 504,
+  SECRETS_DISABLED: 409,
+  SECRET_KEY_MISSING: 500,
+  SECRET_CORRUPT: 500,
+  UPSTREAM_FAILED: 502,
 };
 
 export type ErrorCode = keyof typeof errorStatuses;
 
 /** Codes whose messages Otto writes itself for the client, so they are sent even at 5xx. */
-const AUTHORED_5XX = new Set<ErrorCode>(['PROVIDER_FAILED', 'PROVIDER_TIMEOUT']);
+const AUTHORED_5XX = new Set<ErrorCode>(['PROVIDER_FAILED', 'PROVIDER_TIMEOUT', 'SECRET_KEY_MISSING', 'SECRET_CORRUPT', 'UPSTREAM_FAILED']);
 
 /** The JSON body of an error response. */
 export interface ErrorBody {

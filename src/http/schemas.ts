@@ -25,6 +25,7 @@ export const entitySchemas = [
     max_engine_iterations: { type: 'integer' },
     metadata: { type: 'object', additionalProperties: true },
     built_in: { type: 'boolean', description: 'True for Otto, the built-in bot-builder (never stored).' },
+    retention_days: { type: ['integer', 'null'], description: 'Messages older than this many days are deleted (null: kept forever).' },
   }),
   entity('Guideline', { bot_id: { type: 'string' }, condition: { type: 'string' }, action: { type: 'string' }, description: { type: 'string' }, criticality: { type: 'string' }, enabled: { type: 'boolean' } }),
   entity('Journey', { bot_id: { type: 'string' }, title: { type: 'string' }, description: { type: 'string' }, conditions: { type: 'array', items: { type: 'string' } }, steps: { type: 'array', items: { type: 'object', additionalProperties: true } } }),

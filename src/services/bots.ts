@@ -13,6 +13,8 @@ export interface BotInput {
   composition_mode?: Bot['composition_mode'];
   max_engine_iterations?: number;
   metadata?: Record<string, unknown>;
+  /** Delete messages older than this many days; null: keep forever. */
+  retention_days?: number | null;
 }
 export interface GuidelineInput {
   condition: string;
@@ -82,6 +84,7 @@ export class BotService {
           composition_mode: input.composition_mode ?? 'fluid',
           max_engine_iterations: input.max_engine_iterations ?? 3,
           metadata: input.metadata ?? {},
+          retention_days: input.retention_days ?? null,
         },
       }),
     );

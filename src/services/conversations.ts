@@ -69,14 +69,18 @@ export class ConversationService {
     });
   }
 
-  /** The caller's conversations, newest first, filtered by bot and/or user. Throws INVALID for a bad cursor. */
-  async list(args: { caller: Caller; bot_id?: string; user_id?: string; after?: string | null; limit?: number }): Promise<Page<Conversation>> {
+  /**
+   * The caller's conversations, newest first (by creation, or with `order: 'recent'` by latest
+   * activity), filtered by bot and/or user. Throws INVALID for a bad cursor.
+   */
+  async list(args: { caller: Caller; bot_id?: string; user_id?: string; order?: 'created' | 'recent'; after?: string | null; limit?: number }): Promise<Page<Conversation>> {
     const where = and(
       args.caller.admin ? undefined : eq('owner_id', args.caller.owner_id),
       args.bot_id === undefined ? undefined : eq('bot_id', args.bot_id),
       args.user_id === undefined ? undefined : eq('user_id', args.user_id),
     );
-    return this.conversations.find({ where, sort: [{ field: 'created_at', direction: 'desc' }], after: args.after, limit: args.limit ?? 50 });
+    const field = args.order === 'recent' ? 'updated_at' : 'created_at';
+    return this.conversations.find({ where, sort: [{ field, direction: 'desc' }], after: args.after, limit: args.limit ?? 50 });
   }
 
   /** Returns the conversation, or throws NOT_FOUND when it does not exist or is not the caller's. */
@@ -123,7 +127,8 @@ export class ConversationService {
   async append(args: { conversation: Conversation; message: NewMessage }): Promise<Message> {
     const { conversation, message } = args;
     for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt++) {
-      const offset = (await this.lastOffset(conversation.id)) + 1;
+      // The conversation's last_offset covers messages retention has deleted: offsets are never reused.
+      const offset = Math.max(await this.lastOffset(conversation.id), conversation.last_offset ?? 0) + 1;
       try {
         const stored = await this.messages.insert({
           doc: {

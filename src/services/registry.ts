@@ -1,7 +1,9 @@
 import { collections, type Bot, type BotDefinition, type Guideline, type Journey, type Tool, type ToolMapping } from '../domain/index.ts';
 import { eq, type Collection, type Doc, type StoredMeta, type Store } from '../storage/index.ts';
 
-const REVISION_ID = 'definitions_revision';
+/** The `_counters` document every definition write bumps (other processes reload when it moves). */
+export const DEFINITIONS_REVISION_ID = 'definitions_revision';
+const REVISION_ID = DEFINITIONS_REVISION_ID;
 
 /**
  * The bots this process serves, kept in memory with everything a turn needs. Rehydrated at

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { OttoError } from '../../domain/errors.ts';
 import { inputSchemas } from '../../domain/schemas.ts';
 import type { Services } from '../../services/index.ts';
+import { need } from '../permissions.ts';
 import { errors, idParam, pageOf, pagingQuery, ref } from '../schemas.ts';
 
 type Params = { id: string };
@@ -32,6 +33,7 @@ export function registerConversationRoutes(app: FastifyInstance, services: Servi
   });
 
   app.post('/conversations', {
+    preHandler: need('chat'),
     schema: { tags, summary: 'Start a conversation with a bot', body: inputSchemas.ConversationCreate, response: { 201: ref('Conversation'), ...errors(400, 401, 404) } },
     handler: async (request, reply) => {
       const input = request.body as { bot_id: string };
@@ -40,17 +42,19 @@ export function registerConversationRoutes(app: FastifyInstance, services: Servi
     },
   });
 
-  app.get<{ Querystring: { bot_id?: string; user_id?: string; limit?: number; after?: string } }>('/conversations', {
+  app.get<{ Querystring: { bot_id?: string; user_id?: string; order?: 'created' | 'recent'; limit?: number; after?: string } }>('/conversations', {
+    preHandler: need('conversations:read'),
     schema: {
       tags,
       summary: 'List your conversations, newest first, by cursor page',
-      querystring: { type: 'object', additionalProperties: false, properties: { ...pagingQuery, bot_id: idParam, user_id: { type: 'string', maxLength: 200 } } },
+      querystring: { type: 'object', additionalProperties: false, properties: { ...pagingQuery, bot_id: idParam, user_id: { type: 'string', maxLength: 200 }, order: { type: 'string', enum: ['created', 'recent'], description: '`created` (default): newest first; `recent`: latest activity first.' } } },
       response: { 200: pageOf('Conversation'), ...errors(400, 401) },
     },
     handler: async (request) => conversations.list({ caller: request.caller, ...request.query }),
   });
 
   app.get<{ Params: Params; Querystring: { limit?: number } }>('/conversations/:id', {
+    preHandler: need('conversations:read'),
     schema: {
       tags,
       summary: 'Get a conversation with its latest messages',
@@ -66,6 +70,7 @@ export function registerConversationRoutes(app: FastifyInstance, services: Servi
   });
 
   app.get<{ Params: Params; Querystring: { before?: number; after?: number; limit?: number } }>('/conversations/:id/messages', {
+    preHandler: need('conversations:read'),
     schema: {
       tags,
       summary: 'Read messages by offset: the latest page, the page `before` an offset, or those `after` one',
@@ -80,11 +85,13 @@ export function registerConversationRoutes(app: FastifyInstance, services: Servi
   });
 
   app.post<{ Params: Params }>('/conversations/:id/messages', {
+    preHandler: need('chat'),
     schema: { tags, summary: "Send a user message and get the bot's reply", params, body: inputSchemas.MessageCreate, response: { 201: chatResult, ...errors(400, 401, 404, 502, 504) } },
     handler: async (request, reply) => reply.status(201).send(await chat.post({ caller: request.caller, conversationId: request.params.id, input: request.body as never })),
   });
 
   app.post('/chat', {
+    preHandler: need('chat'),
     schema: {
       tags: ['chat'],
       summary: 'Talk to a bot (Otto, the bot-builder, is `bot_id: "otto"`); creates the conversation when none is given',
@@ -95,6 +102,7 @@ export function registerConversationRoutes(app: FastifyInstance, services: Servi
   });
 
   app.get<{ Params: Params; Querystring: { after?: number } }>('/conversations/:id/events', {
+    preHandler: need('conversations:read'),
     schema: {
       tags,
       summary: 'Server-sent events: every message after offset `after` (or Last-Event-ID), then new ones as they are written by any Otto process',
