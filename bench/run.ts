@@ -24,6 +24,26 @@ export const benchmarks: Record<string, { module: string; description: string }>
     module: './http.ts',
     description: 'POST /conversations/:id/messages on `otto serve` (SQLite) vs a bare Fastify route doing one raw insert, 50 keep-alive connections',
   },
+  transfer: {
+    module: './transfer.ts',
+    description: '`otto transfer` SQLite → MongoDB docs/s vs the raw driver\'s insertMany of the same documents',
+  },
+  mirror: {
+    module: './mirror.ts',
+    description: 'JSONL mirror append cost at 1k vs 100k existing documents; SQLite primary writes with one JSONL mirror vs none',
+  },
+  auth: {
+    module: './auth.ts',
+    description: 'authenticated POST /conversations/:id/messages (access key on every request) vs the same with auth disabled, `otto serve` on SQLite, same run',
+  },
+  web: {
+    module: './web.ts',
+    description: 'first load of the web chat view in Chromium (bytes, time to first message) vs a static HTML page of the same conversation, same server',
+  },
+  usage: {
+    module: './usage.ts',
+    description: 'usage report (by day, bot, model, user) over 1,000,000 activity records vs a raw SQL GROUP BY / raw $group pipeline, SQLite and MongoDB',
+  },
   startup: {
     module: './startup.ts',
     description: '`otto serve` time to listening on SQLite with 20 bots/100 guidelines, 0 vs 1,000,000 stored messages',

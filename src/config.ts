@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
-import { describeStoreUrl, parseStoreUrl } from './storage/store-url.ts';
+import { absoluteStoreUrl, describeStoreUrl, parseStoreUrl } from './storage/store-url.ts';
+import { Keyring, parseSecretKeys } from './secrets/keyring.ts';
 
 export type StorageEngineName = 'sqlite' | 'mongodb' | 'memory';
 
@@ -29,6 +30,20 @@ export interface OttoConfig {
   mirrors: { urls: string[]; intervalMs: number; batchSize: number };
   /** How long a change-log reader waits for a pending write-ahead record before recovering it. */
   changes: { recoveryMs: number };
+  /**
+   * Degraded mode (MongoDB primary): where writes are spooled while the primary is unreachable
+   * (`OTTO_SPOOL_DIR`), how often it is probed (`OTTO_PRIMARY_RETRY_MS`), and how long one
+   * operation waits for a reachable server before the primary counts as down (`OTTO_PRIMARY_TIMEOUT_MS`).
+   */
+  degraded: { spoolDir: string; retryMs: number; timeoutMs: number };
+  /** Message retention sweeper (`otto serve`): how often it runs and how many messages it deletes per write. */
+  retention: { intervalMs: number; batchSize: number };
+  /** Keys encrypting stored secrets (`OTTO_SECRET_KEY`; the first encrypts). Prints as key ids only. */
+  secrets: Keyring;
+  /** Channels: Otto's public base URL (for platform webhooks) and the platforms' API base URLs. */
+  channels: { publicUrl: string | undefined; telegramApiBase: string; slackApiBase: string };
+  /** Outgoing webhooks: per-attempt timeout, attempts before giving up, first retry delay (doubling), idle poll interval. */
+  webhooks: { timeoutMs: number; maxAttempts: number; backoffMs: number; intervalMs: number };
 }
 
 /** Every problem found in the environment, each naming the variable and what to do. */
@@ -119,8 +134,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const mirrorIntervalMs = number('OTTO_MIRROR_INTERVAL_MS', 1000, 50, 60000);
   const mirrorBatchSize = number('OTTO_MIRROR_BATCH_SIZE', 500, 1, 1000);
   const recoveryMs = number('OTTO_CHANGES_RECOVERY_MS', 5000, 100, 600000);
+  const primaryRetryMs = number('OTTO_PRIMARY_RETRY_MS', 1000, 50, 600000);
+  const primaryTimeoutMs = number('OTTO_PRIMARY_TIMEOUT_MS', 2000, 100, 120000);
+  const spoolDir = resolve(cwd, env.OTTO_SPOOL_DIR || join(dataDir, 'spool'));
+  const retentionIntervalMs = number('OTTO_RETENTION_INTERVAL_MS', 600000, 1000, 86400000);
+  const retentionBatchSize = number('OTTO_RETENTION_BATCH_SIZE', 500, 1, 1000);
   const sqlitePath = isAbsolute(sqliteFile) ? sqliteFile : join(dataDir, sqliteFile);
   const mirrors = mirrorUrls(env.OTTO_MIRRORS, cwd, storage === 'sqlite' ? sqlitePath : undefined, problems);
+  const secretKeys = parseSecretKeys(env.OTTO_SECRET_KEY);
+  problems.push(...secretKeys.problems);
+  const httpUrl = (name: string, fallback: string | undefined): string | undefined => {
+    const raw = (env[name] || fallback)?.replace(/\/+$/, '');
+    if (raw !== undefined && !/^https?:\/\/[^\s/]+/.test(raw)) problems.push(`${name} must be an http:// or https:// URL`);
+    return raw;
+  };
+  const publicUrl = httpUrl('OTTO_PUBLIC_URL', undefined);
+  const telegramApiBase = httpUrl('OTTO_TELEGRAM_API_BASE', 'https://api.telegram.org')!;
+  const slackApiBase = httpUrl('OTTO_SLACK_API_BASE', 'https://slack.com/api')!;
+  const webhookTimeoutMs = number('OTTO_WEBHOOK_TIMEOUT_MS', 5000, 100, 120000);
+  const webhookMaxAttempts = number('OTTO_WEBHOOK_MAX_ATTEMPTS', 8, 1, 50);
+  const webhookBackoffMs = number('OTTO_WEBHOOK_BACKOFF_MS', 1000, 10, 3600000);
+  const webhookIntervalMs = number('OTTO_WEBHOOK_INTERVAL_MS', 1000, 20, 60000);
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     storage: storage as StorageEngineName,
@@ -135,11 +169,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     syncIntervalMs,
     mirrors: { urls: mirrors, intervalMs: mirrorIntervalMs, batchSize: mirrorBatchSize },
     changes: { recoveryMs },
+    degraded: { spoolDir, retryMs: primaryRetryMs, timeoutMs: primaryTimeoutMs },
+    retention: { intervalMs: retentionIntervalMs, batchSize: retentionBatchSize },
+    secrets: new Keyring(secretKeys.keys),
+    channels: { publicUrl, telegramApiBase, slackApiBase },
+    webhooks: { timeoutMs: webhookTimeoutMs, maxAttempts: webhookMaxAttempts, backoffMs: webhookBackoffMs, intervalMs: webhookIntervalMs },
   };
 }
 
 /**
- * Reads OTTO_MIRRORS: comma-separated store URLs (`jsonl:<dir>`, `sqlite:<file>`, relative
+ * Reads OTTO_MIRRORS: comma-separated store URLs (`jsonl:<dir>[?fsync=always|batch|never]`, `sqlite:<file>`, relative
  * paths taken from `cwd`, or `mongodb://…/<db>` / `mongodb+srv://…/<db>`). Paths are made
  * absolute; MongoDB URLs are kept as given. Problems name the entry by position and never quote
  * it (a MongoDB URL may hold a password).
@@ -151,10 +190,12 @@ function mirrorUrls(value: string | undefined, cwd: string, primaryFile: string 
   for (const [i, entry] of entries.entries()) {
     const where = `OTTO_MIRRORS entry ${i + 1}`;
     let key: string;
+    let absolute: string;
     try {
       const parsed = parseStoreUrl(entry);
       if (parsed.kind === 'memory') throw new Error('memory: cannot be a mirror (it is lost when Otto stops)');
       key = describeStoreUrl(parsed, cwd);
+      absolute = absoluteStoreUrl(parsed, cwd);
     } catch (error) {
       problems.push(`${where}: ${(error as Error).message}`);
       continue;
@@ -168,7 +209,7 @@ function mirrorUrls(value: string | undefined, cwd: string, primaryFile: string 
       continue;
     }
     seen.add(key);
-    urls.push(key.startsWith('mongodb') ? entry : key);
+    urls.push(key.startsWith('mongodb') ? entry : absolute);
   }
   return urls;
 }

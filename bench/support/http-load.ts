@@ -12,6 +12,8 @@ export interface LoadRequest {
   path: string;
   /** JSON body; sent with content-type application/json. */
   body?: unknown;
+  /** Extra request headers (e.g. authorization). */
+  headers?: Record<string, string>;
 }
 
 export interface LoadResult {
@@ -87,7 +89,7 @@ export async function runLoad(options: {
           port: url.port,
           method: req.method,
           path: req.path,
-          headers: body ? { 'content-type': 'application/json', 'content-length': body.length } : {},
+          headers: { ...req.headers, ...(body ? { 'content-type': 'application/json', 'content-length': body.length } : {}) },
           timeout: timeoutMs,
         },
         (res) => {

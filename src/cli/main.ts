@@ -10,9 +10,13 @@ import { verifyCommand } from './commands/verify.ts';
 import { exportCommand } from './commands/export.ts';
 import { importCommand } from './commands/import.ts';
 import { doctorCommand } from './commands/doctor.ts';
+import { secretsCommand } from './commands/secrets.ts';
+import { webhooksCommand } from './commands/webhooks.ts';
+import { usageCommand } from './commands/usage.ts';
+import { keysCommand, purgeCommand, usersCommand } from './commands/accounts.ts';
 
 /** Every command, in the order `otto --help` lists them. */
-export const commands: Command[] = [serveCommand, migrateCommand, mirrorCommand, transferCommand, verifyCommand, exportCommand, importCommand, doctorCommand];
+export const commands: Command[] = [serveCommand, migrateCommand, mirrorCommand, transferCommand, verifyCommand, exportCommand, importCommand, doctorCommand, usersCommand, keysCommand, purgeCommand, secretsCommand, webhooksCommand, usageCommand];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

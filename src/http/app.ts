@@ -5,15 +5,23 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { OttoConfig } from '../config.ts';
 import { OttoError } from '../domain/errors.ts';
 import { describeError, fieldOf } from '../domain/schemas.ts';
-import type { Services } from '../services/index.ts';
+import type { Services, UsageRecordingStatus } from '../services/index.ts';
 import type { MirrorSet } from '../storage/changes/index.ts';
 import type { StorageStartup } from '../storage/index.ts';
+import type { DegradedStatus, ResilientStore } from '../storage/degraded/index.ts';
 import { ottoVersion } from '../version.ts';
 import { PUBLIC_ROUTES, authenticate } from './auth.ts';
 import { toErrorResponse } from './errors.ts';
+import { registerAdminSyncRoutes } from './routes/admin-sync.ts';
+import { registerAdminDoctorRoutes } from './routes/admin-doctor.ts';
 import { registerBotRoutes } from './routes/bots.ts';
 import { registerConversationRoutes } from './routes/conversations.ts';
+import { registerUsageRoutes } from './routes/usage.ts';
+import { registerIntegrationRoutes } from './routes/integrations.ts';
+import type { Integrations } from '../services/integrations.ts';
+import { registerAccountRoutes } from './routes/accounts.ts';
 import { entitySchemas } from './schemas.ts';
+import { registerWebRoutes } from './web.ts';
 
 /** What the app is built from. */
 export interface AppContext {
@@ -21,14 +29,19 @@ export interface AppContext {
   storage: StorageStartup;
   services: Services;
   /** Mirrors fed from the change log, shown in /health. */
-  mirrors?: MirrorSet;
+  mirrors?: Pick<MirrorSet, 'status'>;
+  /** Degraded mode of a MongoDB primary: shown in /health, and each response carries `Otto-Degraded` while it lasts. */
+  degraded?: ResilientStore;
+  /** Provider keys, channels and outgoing webhooks (their routes are served when given). */
+  integrations?: Integrations;
   /** Fastify's logger; off by default (the CLI prints its own startup block). */
   logger?: boolean;
 }
 
 /** The body of `GET /health`. */
 export interface HealthReport {
-  status: 'ok' | 'down';
+  /** `degraded`: the primary is unreachable and Otto serves from a mirror and its spool (or answers 503, without a mirror). */
+  status: 'ok' | 'down' | 'degraded';
   version: string;
   uptime_s: number;
   storage: {
@@ -42,16 +55,22 @@ export interface HealthReport {
     migrations: { applied: number; pending: number; total: number };
   };
   bots: { rehydrated: number; loaded: number };
+  /** Activity recording: records written, waiting for a retry (a failed write), dropped, and the last error. */
+  usage: UsageRecordingStatus;
   /** Each mirror (OTTO_MIRRORS): its URL without credentials, cursor, lag in changes and in seconds. */
   mirrors: Array<{ url: string; seq: number; lag: number; seconds_behind: number; status: 'ok' | 'behind' | 'down'; last_error?: string }>;
+  /** Degraded mode (MongoDB primaries only): whether it is on, since when, why, where reads come from, spool backlog, open conflicts. */
+  degraded?: DegradedStatus;
 }
 
 /** Builds the report `GET /health` serves and the startup block prints. Never throws. */
-export async function healthReport(ctx: Pick<AppContext, 'storage' | 'services' | 'mirrors'>, startedAt: number): Promise<HealthReport> {
+export async function healthReport(ctx: Pick<AppContext, 'storage' | 'services' | 'mirrors' | 'degraded'>, startedAt: number): Promise<HealthReport> {
   const { store, migrations } = ctx.storage;
   const [probe, mirrors] = await Promise.all([store.health(), ctx.mirrors?.status() ?? []]);
+  const degraded = ctx.degraded?.degradedStatus();
   return {
-    status: probe.ok ? 'ok' : 'down',
+    status: degraded?.active ? 'degraded' : probe.ok ? 'ok' : 'down',
+    ...(degraded ? { degraded } : {}),
     version: ottoVersion,
     uptime_s: Math.round((Date.now() - startedAt) / 1000),
     storage: {
@@ -65,6 +84,7 @@ export async function healthReport(ctx: Pick<AppContext, 'storage' | 'services' 
       migrations: { applied: migrations.applied, pending: migrations.pending, total: migrations.total },
     },
     bots: { rehydrated: ctx.services.rehydrated, loaded: ctx.services.registry.size },
+    usage: ctx.services.usage.status(),
     mirrors: mirrors.map(({ active: _active, ...m }) => m),
   };
 }
@@ -125,18 +145,29 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     void reply.status(status).send(body);
   });
 
+  // While the primary is unreachable every response says so, in a few words (see README, Degraded mode).
+  const degraded = ctx.degraded;
+  if (degraded) {
+    app.addHook('onSend', async (_request, reply, payload) => {
+      const reason = degraded.degradedReason();
+      if (reason !== null) void reply.header('Otto-Degraded', reason);
+      return payload;
+    });
+  }
+
   app.decorateRequest('caller', null as never);
   app.addHook('onRequest', async (request) => {
     const path = request.url.split('?')[0]!;
-    if (PUBLIC_ROUTES.has(path)) return;
-    request.caller = authenticate(request, ctx.services.keys);
+    // Public routes: the fixed list, and routes that say so (`config: {public: true}`), which authenticate by a platform's signature.
+    if (PUBLIC_ROUTES.has(path) || request.routeOptions.config?.public === true) return;
+    request.caller = await authenticate(request, ctx.services.keys);
   });
 
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
       info: { title: 'Otto', version: ottoVersion, description: 'Self-hosted bot platform: bots, guidelines, journeys, tools and conversations.' },
-      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key from OTTO_API_KEYS (needed when keys are configured).' } } },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An access key (`otto_…`, from `otto users create` / `otto keys create` / POST /me/keys) or a key from OTTO_API_KEYS; needed once any user or key exists.' } } },
       security: [{ apiKey: [] }],
     },
   });
@@ -144,7 +175,11 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   for (const schema of entitySchemas) { app.addSchema(schema); strictAjv.addSchema(schema); coercingAjv.addSchema(schema); }
 
   app.get('/health', { schema: { tags: ['system'], summary: 'Storage engine, location, migrations, capabilities', security: [] } }, async () => healthReport(ctx, startedAt));
-  app.get('/ready', { schema: { tags: ['system'], summary: '200 while storage answers, 503 otherwise', security: [] } }, async (_request, reply) => {
+  app.get('/ready', { schema: { tags: ['system'], summary: '200 while storage answers (or degraded mode serves from a mirror), 503 otherwise', security: [] } }, async (_request, reply) => {
+    if (ctx.degraded?.degradedStatus().active) {
+      if (!ctx.degraded.serving()) return reply.status(503).send({ ready: false, degraded: true });
+      return { ready: true, degraded: true };
+    }
     const probe = await ctx.storage.store.health();
     if (!probe.ok) return reply.status(503).send({ ready: false });
     return { ready: true };
@@ -154,5 +189,11 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   registerBotRoutes(app, ctx.services, '/bots');
   registerBotRoutes(app, ctx.services, '/agents');
   registerConversationRoutes(app, ctx.services);
+  registerUsageRoutes(app, ctx.services);
+  registerWebRoutes(app, { services: ctx.services });
+  registerAccountRoutes(app, ctx.services);
+  registerAdminSyncRoutes(app, ctx);
+  registerAdminDoctorRoutes(app, ctx);
+  if (ctx.integrations) registerIntegrationRoutes(app, ctx.integrations, ctx.storage.store);
   return app;
 }

@@ -4,15 +4,22 @@ import type { Store } from '../storage/index.ts';
 import { BotService } from './bots.ts';
 import { ChatService } from './chat.ts';
 import { ConversationService } from './conversations.ts';
-import { KeyService } from './keys.ts';
+import { AccountService } from './accounts.ts';
+import { RetentionSweeper } from './retention.ts';
 import { BotRegistry } from './registry.ts';
+import { UsageService } from './usage.ts';
+import { isLoopback } from './loopback.ts';
 
 export { BUILDER_BOT_ID, BotService, type BotInput, type GuidelineInput, type JourneyInput, type ToolInput } from './bots.ts';
 export { ChatService, TURN_WINDOW, type ChatRequest, type ChatResult } from './chat.ts';
 export { ConversationService, type MessagePage } from './conversations.ts';
-export { KeyService, hashKey } from './keys.ts';
+export { hashKey, newAccessKey, accessKeyPrefix } from './keys.ts';
+export { AccountService, AUTH_REVISION_ID, keyView, type KeyView, type MeView, type UserInput, type UserPatch, type KeyInput } from './accounts.ts';
+export { RetentionSweeper, type SweepResult } from './retention.ts';
+export { purgeOwner, reassignOwner, type PurgeSummary } from './purge.ts';
 export { BotRegistry } from './registry.ts';
-export { canAccess, localAdmin, type Caller } from './caller.ts';
+export { UsageService, TurnMeter, budgetExceeded, isBudgetExceeded, usageGroupings, MAX_PENDING, type UsageGrouping, type UsageReport, type UsageRow, type BudgetView, type UsageRecordingStatus } from './usage.ts';
+export { canAccess, hasPermission, localAdmin, requirePermission, type Caller } from './caller.ts';
 
 /** Every service, wired to one store. */
 export interface Services {
@@ -21,8 +28,15 @@ export interface Services {
   bots: BotService;
   conversations: ConversationService;
   chat: ChatService;
-  keys: KeyService;
+  /** Users, access keys, roles, and who a request's key belongs to. */
+  accounts: AccountService;
+  /** The same service as `accounts` (the auth hook's name for it). */
+  keys: AccountService;
+  /** Message retention (`otto serve` starts it). */
+  retention: RetentionSweeper;
   provider: Provider;
+  /** Usage and cost: activity records, model pricing, reports and monthly budgets. */
+  usage: UsageService;
   /** How many stored bots were rehydrated at startup. */
   rehydrated: number;
   /** Stops background work (sync polling, live feeds). Does not close the store. */
@@ -35,7 +49,7 @@ export interface Services {
  */
 export async function createServices(args: {
   store: Store;
-  config: Pick<OttoConfig, 'apiKeys' | 'llm' | 'toolTimeoutMs' | 'syncIntervalMs'>;
+  config: Pick<OttoConfig, 'apiKeys' | 'llm' | 'toolTimeoutMs' | 'syncIntervalMs' | 'http'> & { retention?: OttoConfig['retention'] };
   provider?: Provider;
   onBackgroundError?: (error: unknown) => void;
 }): Promise<Services> {
@@ -47,18 +61,25 @@ export async function createServices(args: {
   const conversations = await ConversationService.open(store, { pollMs: config.syncIntervalMs });
   const provider = args.provider ?? createProvider(config.llm);
   const chat = new ChatService({ bots, conversations, registry, provider, toolTimeoutMs: config.toolTimeoutMs });
-  const keys = await KeyService.open(store, config.apiKeys);
+  const usage = await UsageService.open({ store, onError: args.onBackgroundError });
+  chat.usage = usage;
+  const keys = await AccountService.open({ store, configured: config.apiKeys, allowLocal: isLoopback(config.http.host), onError: args.onBackgroundError });
+  const retention = await RetentionSweeper.open({ store, batchSize: config.retention?.batchSize });
   return {
     store,
     registry,
     bots,
     conversations,
     chat,
+    accounts: keys,
     keys,
+    retention,
     provider,
+    usage,
     rehydrated,
     close() {
       registry.stopSync();
+      retention.stop();
       conversations.feed.close();
     },
   };

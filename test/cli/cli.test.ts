@@ -56,7 +56,7 @@ describe('otto CLI', () => {
       assert.match(before.out.join('\n'), /pending +0001_initial_collections/);
       const up = capture(env, dir);
       assert.equal(await main(['migrate', 'up'], up.io), 0);
-      assert.match(up.out.join('\n'), /applied 1 migration/);
+      assert.match(up.out.join('\n'), /applied \d+ migration\(s\): 0001_initial_collections, 0002_accounts/);
       const after = capture(env, dir);
       assert.equal(await main(['migrate', 'status'], after.io), 0);
       assert.match(after.out.join('\n'), /applied +0001_initial_collections[\s\S]*up to date/);

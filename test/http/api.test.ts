@@ -151,16 +151,18 @@ describe('API keys', () => {
     assert.equal((await call(otto, 'GET', '/bots', undefined, { 'x-api-key': alice })).status, 200);
   });
 
-  it("shows each key only what its owner made; another owner's id is a 404", async () => {
+  it('treats configured keys as admin keys: writes belong to the key\'s owner, everyone\'s data is visible', async () => {
     const mine = (await call(otto, 'POST', '/bots', { name: 'Alice bot' }, as(alice))).json;
+    assert.equal(mine.owner_id, 'alice');
     await call(otto, 'POST', '/bots', { name: 'Bob bot' }, as(bob));
     const aliceList = (await call(otto, 'GET', '/bots', undefined, as(alice))).json.map((b: { name: string }) => b.name);
-    assert.deepEqual(aliceList, ['Otto', 'Alice bot']);
-    assert.equal((await call(otto, 'GET', `/bots/${mine.id}`, undefined, as(bob))).status, 404);
-    assert.equal((await call(otto, 'PATCH', `/bots/${mine.id}`, { name: 'stolen' }, as(bob))).status, 404);
-    assert.equal((await call(otto, 'DELETE', `/bots/${mine.id}`, undefined, as(bob))).status, 404);
-    assert.equal((await call(otto, 'POST', `/bots/${mine.id}/guidelines`, { condition: 'x', action: 'y' }, as(bob))).status, 404);
-    assert.equal((await call(otto, 'POST', '/conversations', { bot_id: mine.id }, as(bob))).status, 404);
+    assert.deepEqual(aliceList, ['Otto', 'Alice bot', 'Bob bot']);
+    assert.equal((await call(otto, 'GET', `/bots/${mine.id}`, undefined, as(bob))).status, 200);
+    const me = (await call(otto, 'GET', '/me', undefined, as(bob))).json;
+    assert.equal(me.auth, 'config');
+    assert.equal(me.user.role, 'admin');
+    assert.equal(me.user.id, 'bob');
+    // Per-user isolation (non-admin users with access keys) is covered by test/http/accounts.test.ts and tenant-isolation.test.ts.
   });
 
   it('stores keys hashed, never in plaintext', async () => {
@@ -171,7 +173,7 @@ describe('API keys', () => {
   });
 
   it('refuses to serve beyond loopback without a key', async () => {
-    await assert.rejects(testOtto({ OTTO_HOST: '0.0.0.0' }), /refusing to listen on 0\.0\.0\.0 without an API key.*OTTO_API_KEYS/);
+    await assert.rejects(testOtto({ OTTO_HOST: '0.0.0.0' }), /refusing to listen on 0\.0\.0\.0 without an admin access key.*otto users create --username <name> --admin.*OTTO_API_KEYS/);
     const withKey = await testOtto({ OTTO_HOST: '0.0.0.0', OTTO_API_KEYS: `ops:${alice}` });
     await withKey.close();
   });

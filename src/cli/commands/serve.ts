@@ -14,13 +14,24 @@ Starts Otto's HTTP server on OTTO_HOST:PORT (default 127.0.0.1:8800) on the conf
 applies pending migrations first (unless OTTO_AUTO_MIGRATE=false), rehydrates bot definitions,
 prints a startup block and serves until SIGINT or SIGTERM, then shuts down cleanly.
 
-Beyond loopback (OTTO_HOST=0.0.0.0) Otto refuses to start unless OTTO_API_KEYS holds a key.
+With no users and no keys, requests on loopback are served as the local admin. Beyond loopback
+(OTTO_HOST=0.0.0.0) Otto refuses to start until an admin has an access key
+(\`otto users create --username <name> --admin\`) or OTTO_API_KEYS holds one.
+
+Messages of bots with \`retention_days\` are deleted by a sweeper every OTTO_RETENTION_INTERVAL_MS.
 
 Every write is also recorded in the store's change log; each mirror in OTTO_MIRRORS follows it
 in the background (see \`otto mirror --help\`).
 
+With OTTO_STORAGE=mongodb, an unreachable server puts Otto in degraded mode instead of stopping
+it: reads come from the first mirror in OTTO_MIRRORS, writes are spooled (fsynced) in
+OTTO_SPOOL_DIR and replayed when the server returns; every response then carries an
+Otto-Degraded header. Without a mirror, requests answer 503 until the server is back (at
+startup, Otto waits for it). See the README, "Degraded mode".
+
 Environment: OTTO_STORAGE (sqlite | mongodb | memory), OTTO_DATA_DIR, MONGODB_URI,
-MONGODB_DATABASE, PORT, OTTO_HOST, OTTO_API_KEYS, OTTO_LLM_PROVIDER, OTTO_AUTO_MIGRATE, OTTO_MIRRORS.
+MONGODB_DATABASE, PORT, OTTO_HOST, OTTO_API_KEYS, OTTO_LLM_PROVIDER, OTTO_AUTO_MIGRATE, OTTO_MIRRORS,
+OTTO_SPOOL_DIR, OTTO_PRIMARY_RETRY_MS, OTTO_PRIMARY_TIMEOUT_MS.
 See the README for all settings.`,
   async run({ io }) {
     const config = loadConfig(withDotEnv(io.env, io.cwd), io.cwd);
@@ -55,6 +66,7 @@ See the README for all settings.`,
       await otto.close();
       throw error;
     }
+    otto.services.retention.start({ intervalMs: config.retention.intervalMs, onError: (error) => io.err(`retention: ${(error as Error).message}`), onProgress: (line) => io.err(`retention: ${line}`) });
     const report = await healthReport(otto, Date.now());
     const caps = Object.entries(report.storage.capabilities).filter(([, on]) => on).map(([name]) => name);
     const m = otto.storage.migrations;
@@ -70,7 +82,14 @@ See the README for all settings.`,
         ...(report.mirrors.length === 0
           ? [`  mirrors       none (set OTTO_MIRRORS to keep copies: jsonl:<dir>, sqlite:<file>, mongodb://…/<db>)`]
           : report.mirrors.map((mirror, i) => `  ${i === 0 ? 'mirrors ' : '        '}      ${mirror.url} — ${mirror.status}, at seq ${mirror.seq}${mirror.lag ? `, ${mirror.lag} change(s) behind` : ''}${mirror.last_error ? ` (${mirror.last_error})` : ''}`)),
-        `  access        ${otto.services.keys.required ? `API key required (${config.apiKeys.length} configured)` : 'local admin on loopback, no key'}`,
+        ...(report.degraded === undefined
+          ? []
+          : report.degraded.active
+            ? [`  degraded      ON: ${report.degraded.reason}; ${report.degraded.reads_from ? `reads from ${report.degraded.reads_from}, writes ${report.degraded.writes === 'spool' ? `spooled in ${report.degraded.spool_dir}` : 'refused'}` : 'no mirror: 503'}; retrying the primary every ${config.degraded.retryMs} ms`]
+            : [`  degraded      if the primary goes down: ${report.degraded.reads_from ? `reads from ${report.degraded.reads_from}, writes spooled in ${report.degraded.spool_dir}` : 'no mirror configured, so requests answer 503 (set OTTO_MIRRORS to keep serving)'}${report.degraded.conflicts ? `; ${report.degraded.conflicts} open conflict(s), see \`otto doctor\`` : ''}`]),
+        `  access        ${otto.services.keys.required ? `access key required${config.apiKeys.length ? ` (${config.apiKeys.length} configured in OTTO_API_KEYS)` : ''}` : 'local admin on loopback, no key (until `otto users create`)'}`,
+        `  secrets       ${config.secrets.configured ? `AES-256-GCM, encrypting with key ${config.secrets.ids[0]}${config.secrets.ids.length > 1 ? ` (also decrypting with ${config.secrets.ids.slice(1).join(', ')}; run \`otto secrets rotate\`)` : ''}` : 'OTTO_SECRET_KEY not set: provider keys, channels and webhooks cannot be stored (make one: openssl rand -base64 32)'}`,
+        `  channels      ${config.channels.publicUrl ? `platforms reach Otto at ${config.channels.publicUrl}` : 'OTTO_PUBLIC_URL not set: Telegram cannot be connected'}`,
         ...(config.storage === 'memory' ? ['  warning       OTTO_STORAGE=memory: everything is lost when Otto stops'] : []),
         ...(!report.storage.capabilities.multiProcess && config.storage !== 'memory' ? ['  warning       this store cannot be shared safely by several Otto processes'] : []),
         `  listening     ${address}  (API docs: ${address}/docs)`,
