@@ -336,3 +336,45 @@ describe('access keys across processes and the CLI (one SQLite file)', () => {
     assert.match(taken.err, /username root is taken/);
   });
 });
+
+describe('an open event stream and its access key', () => {
+  it('ends with an UNAUTHORIZED event soon after its key is revoked, having delivered messages until then', async () => {
+    const otto = await testOtto();
+    const controller = new AbortController();
+    try {
+      const bea = await userWithKey(otto, 'bea', 'builder');
+      const bot = await call(otto, 'POST', '/bots', { name: 'Streamer' }, bea.h);
+      const conversation = await call(otto, 'POST', '/conversations', { bot_id: bot.json.id }, bea.h);
+      assert.equal(conversation.status, 201, conversation.body);
+      const address = await otto.app.listen({ port: 0, host: '127.0.0.1' });
+      const response = await fetch(`${address}/conversations/${conversation.json.id}/events`, { headers: bea.h, signal: controller.signal });
+      assert.equal(response.status, 200);
+      const reader = response.body!.getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      const readUntil = async (pattern: RegExp, ms: number) => {
+        const deadline = Date.now() + ms;
+        while (!pattern.test(text)) {
+          const left = deadline - Date.now();
+          if (left <= 0) return false;
+          const chunk = await Promise.race([reader.read(), new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), left))]);
+          if (chunk === 'timeout') return false;
+          if (chunk.done) return pattern.test(text);
+          text += decoder.decode(chunk.value, { stream: true });
+        }
+        return true;
+      };
+      assert.equal((await call(otto, 'POST', `/conversations/${conversation.json.id}/messages`, { content: 'hello' }, bea.h)).status, 201);
+      assert.ok(await readUntil(/event: message[\s\S]*event: message/, 5_000), `the user message and the reply arrive: ${text}`);
+
+      await otto.services.accounts.revokeKey({ ref: bea.key.id });
+      assert.ok(await readUntil(/event: error\ndata: \{"code":"UNAUTHORIZED"[^\n]*revoked/, 5_000), `the stream says why it ends: ${text}`);
+      const ended = await Promise.race([reader.read(), new Promise<'open'>((resolve) => setTimeout(() => resolve('open'), 2_000))]);
+      assert.notEqual(ended, 'open', 'the server closed the stream');
+      assert.equal((ended as ReadableStreamReadResult<Uint8Array>).done, true);
+    } finally {
+      controller.abort();
+      await otto.close();
+    }
+  });
+});

@@ -2,12 +2,15 @@ import type { FastifyInstance } from 'fastify';
 import { OttoError } from '../../domain/errors.ts';
 import { inputSchemas } from '../../domain/schemas.ts';
 import type { Services } from '../../services/index.ts';
+import { authenticate } from '../auth.ts';
 import { need } from '../permissions.ts';
 import { errors, idParam, pageOf, pagingQuery, ref } from '../schemas.ts';
 
 type Params = { id: string };
 const params = { type: 'object', required: ['id'], properties: { id: idParam } } as const;
 const offset = { type: 'integer', minimum: 0 } as const;
+/** How often an open event stream checks that its access key is still valid. */
+const ACCESS_RECHECK_MS = 1_000;
 
 const chatResult = {
   type: 'object',
@@ -128,8 +131,26 @@ export function registerConversationRoutes(app: FastifyInstance, services: Servi
         },
       });
       const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), 15000);
+      // A stream outlives the request that opened it: its key is checked again, so a revoked or
+      // expired key (or a disabled user) stops receiving messages within ACCESS_RECHECK_MS.
+      const recheck = setInterval(() => {
+        authenticate(request, services.keys).then(
+          (caller) => {
+            if (caller.owner_id !== request.caller.owner_id) endWith('UNAUTHORIZED', 'the access key of this stream no longer belongs to its caller');
+          },
+          (error: unknown) => {
+            if (error instanceof OttoError && error.code === 'UNAUTHORIZED') endWith('UNAUTHORIZED', error.message);
+          },
+        );
+      }, ACCESS_RECHECK_MS);
+      recheck.unref();
+      const endWith = (code: string, message: string) => {
+        raw.write(`event: error\ndata: ${JSON.stringify({ code, message })}\n\n`);
+        end();
+      };
       const close = () => {
         clearInterval(heartbeat);
+        clearInterval(recheck);
         unsubscribe();
         streams.delete(end);
       };
