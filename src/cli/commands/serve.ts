@@ -1,7 +1,10 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadConfig, withDotEnv } from '../../config.ts';
 import { OttoError } from '../../domain/errors.ts';
 import { healthReport } from '../../http/app.ts';
 import { createOtto } from '../../http/otto.ts';
+import { defaultWebDist } from '../../http/web.ts';
 import { ottoVersion } from '../../version.ts';
 import type { Command } from '../command.ts';
 
@@ -92,6 +95,7 @@ See the README for all settings.`,
         `  channels      ${config.channels.publicUrl ? `platforms reach Otto at ${config.channels.publicUrl}` : 'OTTO_PUBLIC_URL not set: Telegram cannot be connected'}`,
         ...(config.storage === 'memory' ? ['  warning       OTTO_STORAGE=memory: everything is lost when Otto stops'] : []),
         ...(!report.storage.capabilities.multiProcess && config.storage !== 'memory' ? ['  warning       this store cannot be shared safely by several Otto processes'] : []),
+        `  web page      ${existsSync(join(defaultWebDist, 'index.html')) ? `${address}/` : 'not built (run `npm run build:web`, then reload)'}`,
         `  listening     ${address}  (API docs: ${address}/docs)`,
       ].join('\n'),
     );
