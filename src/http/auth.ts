@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { OttoError } from '../domain/errors.ts';
+import { isStorageError } from '../storage/index.ts';
 import type { AccountService, Caller } from '../services/index.ts';
 import { isLoopback } from '../services/loopback.ts';
 
@@ -21,7 +22,15 @@ export { isLoopback };
  * access key must exist. Returns when safe; throws OttoError FORBIDDEN saying how to make one.
  */
 export async function assertSafeBinding(host: string, accounts: AccountService): Promise<void> {
-  if (isLoopback(host) || (await accounts.adminCanSignIn())) return;
+  if (isLoopback(host)) return;
+  try {
+    if (await accounts.adminCanSignIn()) return;
+  } catch (error) {
+    // The store is unreachable at startup (degraded, no mirror): nothing can be read, so every
+    // request answers 503 until it is; the check then happens per request (no key, no access).
+    if (isStorageError(error, 'UNAVAILABLE')) return;
+    throw error;
+  }
   throw new OttoError(
     'FORBIDDEN',
     `refusing to listen on ${host} without an admin access key: anyone who can reach it could read and change every bot. ` +

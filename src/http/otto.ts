@@ -61,7 +61,9 @@ export async function createOtto(args: {
     },
   });
   try {
-    services = await createServices({ store: storage.store, config, provider: args.provider, onBackgroundError: (error) => args.onEvent?.(`background: ${(error as Error).message}`) });
+    services = await createServices({ store: storage.store, config, provider: args.provider, onBackgroundError: (error) => {
+        if (!degraded?.explains(error)) args.onEvent?.(`background: ${(error as Error).message}`);
+      } });
     await assertSafeBinding(config.http.host, services.keys);
     integrations = await createIntegrations({ store: storage.store, log: changes, config, services, providerInjected: args.provider !== undefined, onEvent: args.onEvent });
     const app = await buildApp({ config, storage, services, mirrors, degraded, integrations, logger: args.logger });

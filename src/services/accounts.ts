@@ -101,6 +101,8 @@ export class AccountService {
   private usersById = new Map<string, User | null>();
   private lastUsedWrites = new Map<string, number>();
   private inflight: Promise<void> | undefined;
+  /** Keys from OTTO_API_KEYS not yet recorded in the store (recorded by the first successful check). */
+  private pendingConfigured: Array<{ owner: string; key: string }> | undefined;
   private queued: Promise<void> | undefined;
 
   private constructor(parts: { users: Collection<User>; keys: Collection<ApiKeyRecord>; rolesTable: Collection<RolePermissionsRecord>; counters: Collection<Doc>; allowLocal: boolean; onError: (error: unknown) => void }) {
@@ -126,30 +128,46 @@ export class AccountService {
       allowLocal: args.allowLocal,
       onError: args.onError ?? (() => {}),
     });
-    for (const { owner, key } of args.configured) {
+    service.pendingConfigured = args.configured;
+    try {
+      await service.fresh();
+    } catch (error) {
+      // The primary is unreachable at startup (degraded, no mirror to read from): every request
+      // that needs a caller answers 503 until the first successful read, which also records the
+      // configured keys. Nothing is let in meanwhile.
+      if (!isStorageError(error, 'UNAVAILABLE')) throw error;
+    }
+    return service;
+  }
+
+  /** Stores the configured keys (hashed) once, the first time the store answers. Throws StorageError. */
+  private async recordConfigured(): Promise<void> {
+    const pending = this.pendingConfigured;
+    if (!pending) return;
+    for (const { owner, key } of pending) {
       const key_hash = hashKey(key);
-      const existing = (await service.keys.find({ where: eq('key_hash', key_hash), limit: 1 })).items[0];
+      const existing = (await this.keys.find({ where: eq('key_hash', key_hash), limit: 1 })).items[0];
       if (!existing) {
         try {
-          await service.keys.insert({ doc: { id: newId('key'), owner_id: owner, user_id: null, key_hash, prefix: key.slice(0, 6), name: `${owner} (configured)`, source: 'config' } });
+          await this.keys.insert({ doc: { id: newId('key'), owner_id: owner, user_id: null, key_hash, prefix: key.slice(0, 6), name: `${owner} (configured)`, source: 'config' } });
         } catch (error) {
           if (!isStorageError(error, 'DUPLICATE')) throw error;
         }
       }
-      service.configured.set(key_hash, { owner: existing?.owner_id ?? owner, hash: Buffer.from(key_hash, 'hex') });
+      this.configured.set(key_hash, { owner: existing?.owner_id ?? owner, hash: Buffer.from(key_hash, 'hex') });
     }
-    await service.fresh();
-    return service;
+    this.pendingConfigured = undefined;
   }
+
 
   /** True when requests need a key: keys are configured or at least one user exists (as last read). */
   get required(): boolean {
-    return this.configured.size > 0 || this.anyUser;
+    return this.configuredCount > 0 || this.anyUser;
   }
 
   /** How many keys OTTO_API_KEYS configures. */
   get configuredCount(): number {
-    return this.configured.size;
+    return this.configured.size + (this.pendingConfigured?.length ?? 0);
   }
 
   /**
@@ -157,7 +175,7 @@ export class AccountService {
    * a key that is neither revoked nor expired. Reads the store. Throws StorageError.
    */
   async adminCanSignIn(): Promise<boolean> {
-    if (this.configured.size > 0) return true;
+    if (this.configuredCount > 0) return true;
     for await (const batch of this.users.scan()) {
       for (const user of batch) {
         if (user.role !== 'admin' || user.disabled) continue;
@@ -300,6 +318,7 @@ export class AccountService {
       }
       throw error;
     }
+    await this.recordConfigured();
     if (revision === this.revision) return;
     const table = new Map<Role, Permission[]>();
     for (const role of roles) table.set(role, [...defaultRolePermissions[role]]);

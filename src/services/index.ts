@@ -1,6 +1,6 @@
 import type { OttoConfig } from '../config.ts';
 import { createProvider, ottoDefinition, type Provider } from '../engine/index.ts';
-import type { Store } from '../storage/index.ts';
+import { isStorageError, type Store } from '../storage/index.ts';
 import { BotService } from './bots.ts';
 import { ChatService } from './chat.ts';
 import { ConversationService } from './conversations.ts';
@@ -55,7 +55,12 @@ export async function createServices(args: {
 }): Promise<Services> {
   const { store, config } = args;
   const registry = await BotRegistry.open(store, [ottoDefinition()]);
-  const rehydrated = await registry.rehydrate();
+  // A primary that is unreachable at startup (degraded, no mirror) has nothing to load yet:
+  // the registry is rehydrated when it comes back.
+  const rehydrated = await registry.rehydrate().catch((error: unknown) => {
+    if (isStorageError(error, 'UNAVAILABLE')) return 0;
+    throw error;
+  });
   registry.startSync(config.syncIntervalMs, args.onBackgroundError ?? (() => {}));
   const bots = await BotService.open(store, registry);
   const conversations = await ConversationService.open(store, { pollMs: config.syncIntervalMs });

@@ -277,18 +277,47 @@ describe('degraded mode on a MongoDB primary', { timeout: TEST_TIMEOUT_MS }, () 
     });
   });
 
-  it('without a mirror waits at startup for the server, saying so, then serves', async (t) => {
+  it('without a mirror starts anyway when the server is down, answering 503 and saying so, then serves once it is reached', async (t) => {
     const db = server(t);
     if (!db) return;
     await withScope(t, async (scope) => {
       const database = `otto_degraded_${randomBytes(5).toString('hex')}`;
+      const env = { OTTO_STORAGE: 'mongodb', MONGODB_URI: db.uri, MONGODB_DATABASE: database, OTTO_PRIMARY_RETRY_MS: '200' };
+      // A bot made while the server was up, so rehydration after the late start has something to load.
+      const first = await scope.start({ label: 'before', env });
+      const made = (await api(first.url, 'POST', '/bots', { name: 'Made before' })).json;
+      await first.stop();
+
       await db.kill();
-      const starting = scope.start({ label: 'waiting', env: { OTTO_STORAGE: 'mongodb', MONGODB_URI: db.uri, MONGODB_DATABASE: database, OTTO_PRIMARY_RETRY_MS: '200' }, readyTimeoutMs: 60_000 });
-      await new Promise((resolve) => setTimeout(resolve, 8_000)); // longer than one attempt (OTTO_PRIMARY_TIMEOUT_MS) plus Otto's start
+      const otto = await scope.start({ label: 'down-at-start', env, readyTimeoutMs: 60_000 });
+      assert.match(otto.stdout(), /degraded\s+ON: primary unreachable; no mirror: 503/);
+      const refused = await api(otto.url, 'POST', '/bots', { name: 'Refused' });
+      assert.equal(refused.status, 503, refused.text);
+      assert.equal(refused.json.error.code, 'UNAVAILABLE');
+      assert.match(degradedHeader(refused) ?? '', /no mirror, writes refused/);
+      assert.equal((await api(otto.url, 'GET', '/bots')).status, 503, 'nothing is served, not even an empty list');
+      const health = await api(otto.url, 'GET', '/health');
+      assert.equal(health.json.status, 'degraded');
+      assert.equal(health.json.degraded.writes, 'refused');
+      assert.equal((await api(otto.url, 'GET', '/ready')).status, 503);
+
       await db.restart();
-      const otto = await starting;
-      assert.match(otto.stderr(), /waiting for the MongoDB primary \(attempt 1, no mirror configured to serve from\)/);
+      await recovered(otto.url);
+      const bots = await api(otto.url, 'GET', '/bots');
+      assert.equal(bots.status, 200, bots.text);
+      assert.ok(bots.json.some((b: { id: string }) => b.id === made.id), 'the bots stored before are loaded once the server is reached');
+      // Bot definitions are reloaded right after recovery is reported.
+      const { value: chat } = await pollUntil(5_000, async () => {
+        const reply = await api(otto.url, 'POST', '/chat', { bot_id: made.id, message: 'hello' });
+        return reply.status === 200 ? reply : undefined;
+      }, 100);
+      assert.ok(chat, 'the bot stored before answers once the server is reached');
       assert.equal((await api(otto.url, 'POST', '/bots', { name: 'Late' })).status, 201);
+      await mongo(db.uri, async (client) => {
+        const names = (await client.db(database).collection('bots').find({}).toArray()).map((b) => b.name).sort();
+        assert.deepEqual(names, ['Late', 'Made before']);
+      });
+      assert.doesNotMatch(otto.stderr(), /background: /, 'the outage is reported once, not by every background task');
       scope.passed = true;
     });
   });

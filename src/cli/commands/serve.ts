@@ -69,7 +69,9 @@ See the README for all settings.`,
       await otto.close();
       throw error;
     }
-    otto.services.retention.start({ intervalMs: config.retention.intervalMs, onError: (error) => io.err(`retention: ${(error as Error).message}`), onProgress: (line) => io.err(`retention: ${line}`) });
+    otto.services.retention.start({ intervalMs: config.retention.intervalMs, onError: (error) => {
+        if (!otto.degraded?.explains(error)) io.err(`retention: ${(error as Error).message}`);
+      }, onProgress: (line) => io.err(`retention: ${line}`) });
     const report = await healthReport(otto, Date.now());
     const caps = Object.entries(report.storage.capabilities).filter(([, on]) => on).map(([name]) => name);
     const m = otto.storage.migrations;
@@ -79,7 +81,7 @@ See the README for all settings.`,
         `Otto ${ottoVersion}`,
         `  storage       ${report.storage.engine} — ${report.storage.location}${report.storage.server_version ? ` (${report.storage.server_version})` : ''}`,
         `  capabilities  ${caps.join(', ') || 'none'}`,
-        `  migrations    ${m.applied}/${m.total} applied${m.appliedNow.length ? ` (${m.appliedNow.length} just now)` : ''}${m.pending ? `, ${m.pending} pending — run \`otto migrate up\`` : ''}`,
+        `  migrations    ${m.total === 0 && report.degraded?.active ? 'not known until the primary is reached' : `${m.applied}/${m.total} applied`}${m.appliedNow.length ? ` (${m.appliedNow.length} just now)` : ''}${m.pending ? `, ${m.pending} pending — run \`otto migrate up\`` : ''}`,
         `  bots          Rehydrated ${otto.services.rehydrated} bot(s); Otto the bot-builder is at bot_id "otto"`,
         `  replies       ${llm}`,
         ...(report.mirrors.length === 0

@@ -75,8 +75,8 @@ export interface OpenedPrimary {
  * Opens the configured primary (applying migrations unless OTTO_AUTO_MIGRATE=false), attaches its
  * change log and prepares its mirrors (not started). With OTTO_STORAGE=mongodb the store is
  * resilient: an unreachable server at startup or later puts it in degraded mode instead of
- * failing, except at startup without a mirror to read from, where this waits for the server,
- * retrying every OTTO_PRIMARY_RETRY_MS with a progress line per attempt.
+ * failing; without a mirror to read from, requests then answer 503 until the server is reached
+ * (it is retried every OTTO_PRIMARY_RETRY_MS in the background).
  * Throws StorageError for anything but an unreachable server (bad configuration, failed
  * migration, a mirror that is the primary itself, a corrupt spool).
  */
@@ -122,26 +122,18 @@ export async function openPrimary(args: {
     return result;
   }
   const { mongoLocation } = await import('../mongodb/mongodb-store.ts');
-  const mirror = config.mirrors.urls[0];
-  for (let attempt = 1; ; attempt++) {
-    const resilient = await createResilientStore({
-      connect,
-      describe: { engine: 'mongodb', location: mongoLocation(config.mongodb.uri!, config.mongodb.database) },
-      mirror,
-      spoolDir: config.degraded.spoolDir,
-      retryMs: config.degraded.retryMs,
-      onEvent: args.onEvent,
-      onRecovered: () => result.onRecovered?.(),
-    });
-    if (resilient.serving()) {
-      storage.store = resilient;
-      result.resilient = resilient;
-      return result;
-    }
-    // No mirror to read from: nothing can be served until the primary answers.
-    const why = resilient.degradedStatus().last_error ?? 'unreachable';
-    await resilient.close();
-    args.onProgress?.(`waiting for the MongoDB primary (attempt ${attempt}, no mirror configured to serve from): ${why}`);
-    await new Promise((resolve) => setTimeout(resolve, config.degraded.retryMs));
-  }
+  const resilient = await createResilientStore({
+    connect,
+    describe: { engine: 'mongodb', location: mongoLocation(config.mongodb.uri!, config.mongodb.database) },
+    mirror: config.mirrors.urls[0],
+    spoolDir: config.degraded.spoolDir,
+    retryMs: config.degraded.retryMs,
+    onEvent: args.onEvent,
+    onRecovered: () => result.onRecovered?.(),
+  });
+  // Without a mirror to read from, Otto starts anyway: requests answer 503 and /health says so
+  // while the primary is retried in the background (the store reported it as it went degraded).
+  storage.store = resilient;
+  result.resilient = resilient;
+  return result;
 }

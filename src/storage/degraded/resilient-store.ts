@@ -114,6 +114,8 @@ export interface ResilientStore extends Store {
   degradedReason(): string | null;
   /** True when requests can be served (the primary answers, or a mirror and the spool stand in). */
   serving(): boolean;
+  /** True when `error` is the unavailability degraded mode already reports (so background work need not report it again). Never throws. */
+  explains(error: unknown): boolean;
   /** Probes the primary now and replays the spool when it answers. Returns true when back to normal. Never throws. */
   probe(): Promise<boolean>;
   /** Counts the open conflicts in the primary again. Throws StorageError UNAVAILABLE while degraded. */
@@ -300,6 +302,10 @@ class ResilientStoreImpl implements ResilientStore {
 
   serving(): boolean {
     return this.degraded === null || this.canRead();
+  }
+
+  explains(error: unknown): boolean {
+    return this.degraded !== null && isStorageError(error, 'UNAVAILABLE');
   }
 
   async refreshConflicts(): Promise<number> {
