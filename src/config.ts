@@ -29,7 +29,8 @@ export interface OttoConfig {
    */
   mirrors: { urls: string[]; intervalMs: number; batchSize: number };
   /** How long a change-log reader waits for a pending write-ahead record before recovering it. */
-  changes: { recoveryMs: number };
+  /** The change log: recovery window for pending writes; how long read records are kept and how often they are pruned (0: never automatically). */
+  changes: { recoveryMs: number; keepDays: number; pruneIntervalMs: number };
   /**
    * Degraded mode (MongoDB primary): where writes are spooled while the primary is unreachable
    * (`OTTO_SPOOL_DIR`), how often it is probed (`OTTO_PRIMARY_RETRY_MS`), and how long one
@@ -134,6 +135,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const mirrorIntervalMs = number('OTTO_MIRROR_INTERVAL_MS', 1000, 50, 60000);
   const mirrorBatchSize = number('OTTO_MIRROR_BATCH_SIZE', 500, 1, 1000);
   const recoveryMs = number('OTTO_CHANGES_RECOVERY_MS', 5000, 100, 600000);
+  const changesKeepDays = number('OTTO_CHANGES_KEEP_DAYS', 7, 0, 36500);
+  const changesPruneIntervalMs = number('OTTO_CHANGES_PRUNE_INTERVAL_MS', 3600000, 0, 604800000);
   const primaryRetryMs = number('OTTO_PRIMARY_RETRY_MS', 1000, 50, 600000);
   const primaryTimeoutMs = number('OTTO_PRIMARY_TIMEOUT_MS', 2000, 100, 120000);
   const spoolDir = resolve(cwd, env.OTTO_SPOOL_DIR || join(dataDir, 'spool'));
@@ -168,7 +171,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     toolTimeoutMs,
     syncIntervalMs,
     mirrors: { urls: mirrors, intervalMs: mirrorIntervalMs, batchSize: mirrorBatchSize },
-    changes: { recoveryMs },
+    changes: { recoveryMs, keepDays: changesKeepDays, pruneIntervalMs: changesPruneIntervalMs },
     degraded: { spoolDir, retryMs: primaryRetryMs, timeoutMs: primaryTimeoutMs },
     retention: { intervalMs: retentionIntervalMs, batchSize: retentionBatchSize },
     secrets: new Keyring(secretKeys.keys),

@@ -1,9 +1,9 @@
 import { loadConfig, withDotEnv } from '../../config.ts';
-import { Mirror, openChangeLogReader, parseTargetUrl, type MirrorStatus } from '../../storage/changes/index.ts';
+import { Mirror, MIRRORS_SPEC, mirrorId, openChangeLogReader, parseTargetUrl, pruneChangeLog, type MirrorCursor, type MirrorStatus } from '../../storage/changes/index.ts';
 import { openStore, StorageError, type Store } from '../../storage/index.ts';
 import { UsageError, type Command, type CliIO } from '../command.ts';
 
-const HELP = `Usage: otto mirror <status|sync|compact> [options]
+const HELP = `Usage: otto mirror <status|sync|compact|prune|forget> [options]
 
 Mirrors are copies of the primary store fed from its change log: every write is recorded in
 the primary's _changes, and each mirror in OTTO_MIRRORS (comma-separated jsonl:<dir>,
@@ -32,15 +32,28 @@ otto mirror compact [<jsonl:dir> …]
     data. The folder must not be open in a running \`otto serve\`: stop it first, or run this
     on a copy. Other mirror kinds need no compaction.
 
+otto mirror prune [--keep-days <n>] [--dry-run]
+    Deletes the change records that every cursor in _mirrors has passed (every mirror and
+    the webhook outbox, including those another Otto process feeds) and that are older than
+    --keep-days (default OTTO_CHANGES_KEEP_DAYS, 7); the newest record always stays.
+    \`otto serve\` does this every OTTO_CHANGES_PRUNE_INTERVAL_MS (default hourly). Prints
+    which cursor holds pruning back. --dry-run: only say what would go.
+
+otto mirror forget <url|id>
+    Deletes the cursor of a mirror that is gone for good, so it no longer holds the change
+    log back (\`otto mirror prune\` names it). Configured again later, that mirror starts
+    with a full copy. Refused for a mirror a running \`otto serve\` is feeding, and for the
+    webhook outbox.
+
 Environment: the primary as for \`otto serve\` (OTTO_STORAGE, OTTO_DATA_DIR, MONGODB_URI, …),
 OTTO_MIRRORS, OTTO_CHANGES_RECOVERY_MS (how long a pending write-ahead record may wait
 before a reader recovers it; default 5000).`;
 
 export const mirrorCommand: Command = {
   name: 'mirror',
-  summary: 'mirror status, catch-up and JSONL compaction (status | sync | compact)',
+  summary: 'mirror status, catch-up, JSONL compaction and change-log pruning (status | sync | compact | prune | forget)',
   positionals: true,
-  options: { json: { type: 'boolean' }, timeout: { type: 'string' } },
+  options: { json: { type: 'boolean' }, timeout: { type: 'string' }, 'keep-days': { type: 'string' }, 'dry-run': { type: 'boolean' } },
   help: HELP,
   async run({ values, positionals, io }) {
     const [action, ...rest] = positionals;
@@ -55,7 +68,18 @@ export const mirrorCommand: Command = {
       return sync(io, timeout * 1000);
     }
     if (action === 'compact') return compact(io, rest);
-    throw new UsageError(action === undefined ? 'say `status`, `sync` or `compact`' : `unknown subcommand ${JSON.stringify(action)}; say status, sync or compact`);
+    if (action === 'prune') {
+      if (rest.length > 0) throw new UsageError(`unexpected argument ${rest[0]}`);
+      const raw = values['keep-days'];
+      const keepDays = raw === undefined ? undefined : Number(raw);
+      if (keepDays !== undefined && (typeof raw !== 'string' || !/^\d+(\.\d+)?$/.test(raw) || !Number.isFinite(keepDays))) throw new UsageError('--keep-days must be a number of days (0 or more)');
+      return prune(io, { keepDays, dryRun: values['dry-run'] === true });
+    }
+    if (action === 'forget') {
+      if (rest.length !== 1) throw new UsageError('say which mirror: otto mirror forget <url|id>');
+      return forget(io, rest[0]!);
+    }
+    throw new UsageError(action === undefined ? 'say `status`, `sync`, `compact`, `prune` or `forget`' : `unknown subcommand ${JSON.stringify(action)}; say status, sync, compact, prune or forget`);
   },
 };
 
@@ -89,6 +113,56 @@ async function status(io: CliIO, json: boolean): Promise<number> {
     }
     return statuses.every((m) => m.status === 'ok') ? 0 : 3;
   });
+}
+
+async function prune(io: CliIO, args: { keepDays: number | undefined; dryRun: boolean }): Promise<number> {
+  const config = loadConfig(withDotEnv(io.env, io.cwd), io.cwd);
+  const keepDays = args.keepDays ?? config.changes.keepDays;
+  return withPrimary(io, async (store, urls, recoveryMs) => {
+    const log = await openChangeLogReader(store, { recoveryMs });
+    const result = await pruneChangeLog({ log, keepMs: keepDays * 86_400_000, dryRun: args.dryRun, onProgress: (text) => io.err(text) });
+    io.out(`change log of ${store.engine} at ${store.location}: ${result.first === 0 ? 'empty' : `seq ${result.first}–${result.head}`}`);
+    if (result.through === 0) io.out(`  nothing to prune (records are kept ${keepDays} day(s), and until every cursor has passed them)`);
+    else io.out(`  ${args.dryRun ? 'would prune' : 'pruned'} seq ${result.first}–${result.through}${args.dryRun ? '' : ` (${result.deleted} record(s))`}`);
+    if (result.held_by) {
+      const known = urls.some((url) => mirrorIdOf(url) === result.held_by!.id) || result.held_by.url === 'webhook outbox';
+      io.out(`  held back by ${result.held_by.url} at seq ${result.held_by.seq}${known ? '' : ' — not in OTTO_MIRRORS here; if it is gone for good: otto mirror forget ' + result.held_by.id}`);
+    }
+    return 0;
+  });
+}
+
+async function forget(io: CliIO, which: string): Promise<number> {
+  return withPrimary(io, async (store) => {
+    const cursors = await store.collection<MirrorCursor>(MIRRORS_SPEC);
+    const wanted = new Set([which, mirrorIdOf(which)]);
+    let found: MirrorCursor | undefined;
+    for await (const batch of cursors.scan()) found ??= batch.find((c) => wanted.has(c.id) || c.url === which);
+    if (!found) {
+      io.err(`otto mirror forget: no mirror cursor ${JSON.stringify(which)} (see \`otto mirror prune --dry-run\` for the one holding the log back)`);
+      return 1;
+    }
+    if (found.url === 'webhook outbox') {
+      io.err('otto mirror forget: the webhook outbox is not a mirror; its cursor stays (delete webhooks instead)');
+      return 1;
+    }
+    if (found.lease_until && Date.parse(found.lease_until) > Date.now()) {
+      io.err(`otto mirror forget: ${found.url} is being fed by a running otto serve (until ${found.lease_until}); remove it from OTTO_MIRRORS there first`);
+      return 1;
+    }
+    await cursors.delete({ id: found.id });
+    io.out(`forgot ${found.url} (was at seq ${found.seq}); configured again, it starts with a full copy`);
+    return 0;
+  });
+}
+
+/** The cursor id of a mirror URL, or '' when it is not one. */
+function mirrorIdOf(url: string): string {
+  try {
+    return mirrorId(parseTargetUrl(url).display);
+  } catch {
+    return '';
+  }
 }
 
 async function sync(io: CliIO, timeoutMs: number): Promise<number> {

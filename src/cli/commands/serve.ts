@@ -5,6 +5,7 @@ import { OttoError } from '../../domain/errors.ts';
 import { healthReport } from '../../http/app.ts';
 import { createOtto } from '../../http/otto.ts';
 import { defaultWebDist } from '../../http/web.ts';
+import { schedulePruning } from '../../storage/changes/index.ts';
 import { ottoVersion } from '../../version.ts';
 import type { Command } from '../command.ts';
 
@@ -69,9 +70,25 @@ See the README for all settings.`,
       await otto.close();
       throw error;
     }
-    otto.services.retention.start({ intervalMs: config.retention.intervalMs, onError: (error) => {
+    otto.services.retention.start({
+      intervalMs: config.retention.intervalMs,
+      onError: (error) => {
         if (!otto.degraded?.explains(error)) io.err(`retention: ${(error as Error).message}`);
-      }, onProgress: (line) => io.err(`retention: ${line}`) });
+      },
+      onProgress: (line) => io.err(`retention: ${line}`),
+    });
+    const stopPruning =
+      config.changes.pruneIntervalMs > 0
+        ? schedulePruning({
+            log: () => otto.changes,
+            keepMs: config.changes.keepDays * 86_400_000,
+            intervalMs: config.changes.pruneIntervalMs,
+            onError: (error) => {
+              if (!otto.degraded?.explains(error)) io.err(`change log: pruning failed: ${(error as Error).message}`);
+            },
+            onPruned: (result) => io.err(`change log: pruned ${result.deleted} record(s) through seq ${result.through} (read by every mirror and webhook, older than ${config.changes.keepDays} day(s))`),
+          })
+        : () => {};
     const report = await healthReport(otto, Date.now());
     const caps = Object.entries(report.storage.capabilities).filter(([, on]) => on).map(([name]) => name);
     const m = otto.storage.migrations;
@@ -103,6 +120,7 @@ See the README for all settings.`,
     );
 
     await stopped;
+    stopPruning();
     await otto.close();
     io.out('Otto stopped');
     return 0;

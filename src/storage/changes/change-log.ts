@@ -66,6 +66,8 @@ export interface ChangeLog {
   readChanges(args: { after: number; limit?: number }): Promise<ReadChangesResult>;
   /** The highest seq taken so far (0 for an empty log). Throws StorageError. */
   lastSeq(): Promise<number>;
+  /** The lowest seq still stored (0 for an empty log); higher than 1 once the log was pruned. Throws StorageError. */
+  firstSeq(): Promise<number>;
   /** When the write with this seq was logged (ISO-8601), or null when there is no such seq. Throws StorageError. */
   timeOf(seq: number): Promise<string | null>;
   /** The collection spec this process knows for a name (the one its code opened, else a bare one). */
@@ -132,6 +134,18 @@ abstract class BaseChangeLog implements ChangeLog {
 
   abstract readChanges(args: { after: number; limit?: number }): Promise<ReadChangesResult>;
   abstract lastSeq(): Promise<number>;
+  abstract firstSeq(): Promise<number>;
+
+  /** The lowest seq among the stored ids of `collections` (0 when all are empty). */
+  protected async lowestSeq(collections: Array<Collection<Doc>>): Promise<number> {
+    let first = 0;
+    for (const collection of collections) {
+      const doc = (await collection.find({ sort: ID_ASC, limit: 1 })).items[0];
+      const seq = doc ? seqOf(doc.id) || 0 : 0;
+      if (seq > 0 && (first === 0 || seq < first)) first = seq;
+    }
+    return first;
+  }
   abstract timeOf(seq: number): Promise<string | null>;
 
   specFor(name: string): CollectionSpec {
@@ -237,6 +251,10 @@ export class TransactionalChangeLog extends BaseChangeLog {
   async lastSeq(): Promise<number> {
     const last = (await this.changes.find({ sort: ID_DESC, limit: 1 })).items[0];
     return last ? seqOf(last.id) || 0 : 0;
+  }
+
+  async firstSeq(): Promise<number> {
+    return this.lowestSeq([this.changes as Collection<Doc>]);
   }
 
   async timeOf(seq: number): Promise<string | null> {
@@ -501,6 +519,11 @@ export class WriteAheadChangeLog extends BaseChangeLog {
       else high = mid;
     }
     return low;
+  }
+
+  async firstSeq(): Promise<number> {
+    // A prune interrupted between the two deletes leaves intents below the first record.
+    return this.lowestSeq([this.changes as Collection<Doc>, this.intents as Collection<Doc>]);
   }
 
   async timeOf(seq: number): Promise<string | null> {

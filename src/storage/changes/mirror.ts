@@ -320,7 +320,8 @@ export class Mirror {
    */
   private async snapshot(store: Store): Promise<void> {
     const head = await this.log.lastSeq();
-    const start = this.log.ordered ? head : Math.max(0, head - SNAPSHOT_REPLAY_MARGIN);
+    // Never below a pruned start: those seqs are gone (and were settled and read long before).
+    const start = this.log.ordered ? head : Math.max(0, head - SNAPSHOT_REPLAY_MARGIN, (await this.log.firstSeq()) - 1);
     this.event(`mirror ${this.url}: copying the primary (first sync)`);
     let copied = 0;
     for (const name of await this.log.primary.listCollections()) {
