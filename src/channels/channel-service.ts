@@ -25,7 +25,7 @@ import type { BotService } from '../services/bots.ts';
 import { canAccess, type Caller } from '../services/caller.ts';
 import type { ChatService } from '../services/chat.ts';
 import type { ConversationService } from '../services/conversations.ts';
-import { and, eq, isStorageError, lte, type Collection, type Page, type Store, type StoredMeta } from '../storage/index.ts';
+import { and, eq, isIn, isStorageError, lt, lte, type Collection, type Page, type Store, type StoredMeta } from '../storage/index.ts';
 import { createSlackApi, createTelegramApi, type SlackApi, type TelegramApi } from './platform-api.ts';
 
 export const PLATFORMS = ['telegram', 'slack'] as const;
@@ -111,6 +111,10 @@ const TELEGRAM_KNOWN = new Set([
 export const SLACK_TOLERANCE_S = 300;
 /** How long a process has to answer an update it acknowledged before another may take it over. */
 const ANSWER_LEASE_MS = 120_000;
+/** How long the claim of an answered update is kept (Telegram redelivers for up to a day, Slack for minutes). */
+export const SETTLED_UPDATE_KEEP_MS = 7 * 86_400_000;
+/** How often answered updates are pruned. */
+const PRUNE_EVERY_MS = 3_600_000;
 /** Attempts at answering one update (the first and recoveries) before it is marked failed. */
 const MAX_ANSWER_ATTEMPTS = 3;
 
@@ -413,11 +417,29 @@ export class ChannelService {
     return taken;
   }
 
-  /** Runs `recover()` every `intervalMs` in the background until `stopRecovery()`. Failures are reported through onEvent. */
+  /**
+   * Deletes the claims of updates answered (or given up) more than `olderThanMs` ago (default
+   * SETTLED_UPDATE_KEEP_MS): platforms stop redelivering long before, so they no longer guard
+   * against a second reply. Claims still `received` are never deleted. Returns how many went.
+   * Throws StorageError.
+   */
+  async pruneSettled(args: { olderThanMs?: number; now?: number } = {}): Promise<number> {
+    const cutoff = new Date((args.now ?? Date.now()) - (args.olderThanMs ?? SETTLED_UPDATE_KEEP_MS)).toISOString();
+    return this.updates.deleteMany({ where: and(isIn('status', ['replied', 'failed']), lt('updated_at', cutoff)) });
+  }
+
+  /**
+   * Runs `recover()` every `intervalMs`, and `pruneSettled()` about hourly, in the background
+   * until `stopRecovery()`. Failures are reported through onEvent.
+   */
   startRecovery(intervalMs: number): void {
     if (this.recovery) return;
+    let lastPrune = 0;
     this.recovery = setInterval(() => {
       this.recover().catch((error) => this.parts.onEvent?.(`channels: recovery failed: ${(error as Error).message}`));
+      if (Date.now() - lastPrune < PRUNE_EVERY_MS) return;
+      lastPrune = Date.now();
+      this.pruneSettled().catch((error) => this.parts.onEvent?.(`channels: pruning answered updates failed: ${(error as Error).message}`));
     }, intervalMs);
     this.recovery.unref();
   }

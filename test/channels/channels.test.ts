@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../../src/config.ts';
 import { createOtto, type Otto } from '../../src/http/otto.ts';
+import type { Doc } from '../../src/storage/contract.ts';
 import { call } from '../support/otto.ts';
 import { startFakeSlack, type FakeSlack } from '../support/fake-slack.ts';
 import { startFakeTelegram, type FakeTelegram } from '../support/fake-telegram.ts';
@@ -99,6 +100,18 @@ describe('channels: Telegram and Slack against fake servers on loopback (SQLite)
     const conversations = await call(otto, 'GET', `/conversations?bot_id=${botId}`);
     assert.equal(conversations.json.items.length, 1);
     assert.equal(conversations.json.items[0].last_offset, 4);
+  });
+
+  test('answered updates are pruned once platforms no longer redeliver them; unanswered ones stay', async () => {
+    const updates = await otto.storage.store.collection<Doc & { status: string }>({ name: 'channel_updates', indexes: [], schemaVersion: 1 });
+    const answered = (await updates.find({ limit: 100 })).items.filter((u) => u.status === 'replied').length;
+    assert.ok(answered >= 2, 'the updates answered above');
+    await updates.insert({ doc: { id: 'upd_pending_test', account_id: 'acc_none', update_id: 'x1', status: 'received', lease_until: new Date(Date.now() + 60_000).toISOString() } as never });
+    const channels = otto.integrations.channels;
+    assert.equal(await channels.pruneSettled(), 0, 'a week is kept by default');
+    assert.equal(await channels.pruneSettled({ now: Date.now() + 8 * 86_400_000 }), answered);
+    assert.deepEqual((await updates.find({ limit: 100 })).items.map((u) => u.id), ['upd_pending_test'], 'a claim still being answered stays');
+    await updates.delete({ id: 'upd_pending_test' });
   });
 
   test('Telegram: a redelivery to another Otto process sharing the store is not answered again', async () => {
