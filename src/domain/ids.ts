@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 
@@ -13,8 +13,16 @@ export function newId(prefix: string): string {
     head = ALPHABET[time % 32]! + head;
     time = Math.floor(time / 32);
   }
-  const bytes = randomBytes(10);
+  if (poolOffset + 10 > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
   let tail = '';
-  for (const b of bytes) tail += ALPHABET[b % 32];
+  for (let i = poolOffset; i < poolOffset + 10; i++) tail += ALPHABET[pool[i]! % 32];
+  poolOffset += 10;
   return `${prefix}_${head}${tail}`;
 }
+
+/** Random bytes taken 10 at a time (one system call per 409 ids instead of one per id). */
+const pool = Buffer.alloc(4090);
+let poolOffset = pool.length;

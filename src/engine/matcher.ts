@@ -113,6 +113,21 @@ function unitCredit(unit: Unit, message: MessageFeatures): number {
   return Math.max(terms, concept);
 }
 
+/** Profiles of the conditions scored lately: a bot's conditions are the same turn after turn. */
+const conditionCache = new Map<string, ConditionProfile>();
+const CONDITION_CACHE_SIZE = 2_000;
+
+/** `prepareCondition(condition)`, remembered for the most recent conditions (profiles are never modified). */
+function preparedCondition(condition: string): ConditionProfile {
+  let profile = conditionCache.get(condition);
+  if (!profile) {
+    profile = prepareCondition(condition);
+    if (conditionCache.size >= CONDITION_CACHE_SIZE) conditionCache.delete(conditionCache.keys().next().value!);
+    conditionCache.set(condition, profile);
+  }
+  return profile;
+}
+
 /**
  * How well `message` satisfies `condition`, from 0 to 1 (three decimals): 90% from the
  * weighted share of the condition's units found in the message (exact 1, via concept 0.9,
@@ -121,7 +136,7 @@ function unitCredit(unit: Unit, message: MessageFeatures): number {
  * outranks one met loosely, and only multi-word conditions reach 1.
  */
 export function scoreCondition(condition: ConditionProfile | string, message: MessageFeatures | string): number {
-  const profile = typeof condition === 'string' ? prepareCondition(condition) : condition;
+  const profile = typeof condition === 'string' ? preparedCondition(condition) : condition;
   const features = typeof message === 'string' ? prepareMessage(message) : message;
   if (profile.units.length === 0) return 0;
   let total = 0;

@@ -91,7 +91,7 @@ export class ChatService {
     const { caller, conversation } = args;
     const definition = this.definitionFor(caller, conversation.bot_id);
     const history = await this.conversations.window(conversation.id, TURN_WINDOW);
-    const message = await this.conversations.append({ conversation, message: { role: 'user', content: args.content, ...args.extras } });
+    const message = await this.conversations.append({ conversation, message: { role: 'user', content: args.content, ...args.extras }, lastKnownOffset: history.at(-1)?.offset ?? 0 });
     let output: TurnOutput;
     let provider = this.provider;
     let meter: TurnMeter | undefined;
@@ -129,6 +129,7 @@ export class ChatService {
       if (meter?.offline) await meter.offlineTurn({ latency_ms: performance.now() - started });
       const reply = await this.conversations.append({
         conversation,
+        lastKnownOffset: message.offset,
         message: {
           role: 'assistant',
           content: output.content,

@@ -122,13 +122,17 @@ export class ConversationService {
   /**
    * Appends a message at the next offset. Offsets are assigned by the store: the unique
    * (conversation_id, offset) index turns a race between processes into a retry, so offsets
-   * are never duplicated and never skipped. Returns the stored message. Throws StorageError.
+   * are never duplicated and never skipped. `lastKnownOffset`: the conversation's last offset
+   * as the caller has just read it, if it has. Returns the stored message. Throws StorageError.
    */
-  async append(args: { conversation: Conversation; message: NewMessage }): Promise<Message> {
+  async append(args: { conversation: Conversation; message: NewMessage; lastKnownOffset?: number }): Promise<Message> {
     const { conversation, message } = args;
     for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt++) {
-      // The conversation's last_offset covers messages retention has deleted: offsets are never reused.
-      const offset = Math.max(await this.lastOffset(conversation.id), conversation.last_offset ?? 0) + 1;
+      // The caller's hint saves a read on the first attempt; a stale one only costs a retry
+      // (the unique index refuses the taken offset). The conversation's last_offset covers
+      // messages retention has deleted: offsets are never reused.
+      const last = attempt === 0 && args.lastKnownOffset !== undefined ? args.lastKnownOffset : await this.lastOffset(conversation.id);
+      const offset = Math.max(last, conversation.last_offset ?? 0) + 1;
       try {
         const stored = await this.messages.insert({
           doc: {

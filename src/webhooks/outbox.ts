@@ -60,6 +60,12 @@ const CAPABILITIES: Capabilities = { transactions: false, changeStreams: false, 
 class OutboxWriter {
   private readonly seen = new Set<string>();
   private readonly conversationBots = new Map<string, string>();
+  /**
+   * Subscribers by bot and event, for the batch being applied (cleared by `endBatch`). Every
+   * change in a batch was committed before the batch was read, so a webhook created after the
+   * lookup could not receive them anyway (events before a webhook's creation are skipped).
+   */
+  private readonly batchSubscribers = new Map<string, Promise<WebhookConfig[]>>();
   private readonly primary: Store;
   private readonly webhooks: WebhookService;
   private readonly onEnqueued: () => void;
@@ -98,7 +104,14 @@ class OutboxWriter {
 
   private async emit(e: { event: WebhookEvent; eventId: string; botId: string; at: string; data: Doc }): Promise<void> {
     if (this.seen.has(e.eventId)) return;
-    const subscribers: WebhookConfig[] = await this.webhooks.subscribers({ bot_id: e.botId, event: e.event });
+    const key = `${e.botId}\u0000${e.event}`;
+    let lookup = this.batchSubscribers.get(key);
+    if (!lookup) {
+      lookup = this.webhooks.subscribers({ bot_id: e.botId, event: e.event });
+      this.batchSubscribers.set(key, lookup);
+      lookup.catch(() => this.batchSubscribers.delete(key));
+    }
+    const subscribers: WebhookConfig[] = await lookup;
     const deliveries = await this.primary.collection<WebhookDelivery>(collections.webhook_deliveries);
     let added = 0;
     for (const webhook of subscribers) {
@@ -130,6 +143,11 @@ class OutboxWriter {
     this.seen.add(e.eventId);
     if (this.seen.size > SEEN_LIMIT) this.seen.delete(this.seen.values().next().value!);
     if (added > 0) this.onEnqueued();
+  }
+
+  /** Ends the batch being applied: the next one looks subscribers up afresh. */
+  endBatch(): void {
+    this.batchSubscribers.clear();
   }
 }
 
@@ -190,8 +208,8 @@ function outboxStore(writer: OutboxWriter): Store {
       return { ok: true, engine: 'webhook-outbox', location: 'webhook outbox', latency_ms: 0 };
     },
     async close() {},
-    // flushTarget: deliveries are written to the primary before upsert returns.
-    flush: async () => {},
+    // flushTarget, after each batch: deliveries are written to the primary before upsert returns.
+    flush: async () => writer.endBatch(),
   } as Store;
 }
 

@@ -193,14 +193,14 @@ class SqliteStoreImpl implements SqliteStore {
     this.depth = 1;
     try {
       for (const w of batch) {
-        this.database.exec('SAVEPOINT otto_write');
+        this.statement('SAVEPOINT otto_write').run();
         try {
           const value = w.fn();
-          this.database.exec('RELEASE otto_write');
+          this.statement('RELEASE otto_write').run();
           outcomes.push({ ok: true, value });
         } catch (error) {
           this.database.exec('ROLLBACK TO otto_write');
-          this.database.exec('RELEASE otto_write');
+          this.statement('RELEASE otto_write').run();
           outcomes.push({ ok: false, error: translateSqliteError(error, 'SQLite write failed') });
         }
       }
