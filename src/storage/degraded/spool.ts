@@ -18,9 +18,10 @@
  * dropped when the folder is opened. A bad line anywhere else is refused, naming the line.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { StorageError, type CollectionSpec, type Doc } from '../contract.ts';
+import { lockHolder, releaseLock, takeLock, writeFileAtomically } from '../files.ts';
 
 /** One write to apply to the primary, as the spool keeps it. */
 export type SpooledWrite =
@@ -99,7 +100,7 @@ export class Spool {
     } catch (error) {
       throw new StorageError('UNAVAILABLE', `cannot create the spool folder ${dir}: ${(error as Error).message}`, { cause: error });
     }
-    takeLock(dir);
+    takeSpoolLock(dir);
     try {
       const cursor = readCursor(dir);
       const path = join(dir, FILE);
@@ -125,7 +126,7 @@ export class Spool {
       spool.primary = args.primary ?? cursor?.primary;
       return spool;
     } catch (error) {
-      releaseLock(dir);
+      releaseLock(join(dir, LOCK));
       if (error instanceof StorageError) throw error;
       throw new StorageError('UNAVAILABLE', `cannot open the spool in ${dir}: ${(error as Error).message}`, { cause: error });
     }
@@ -195,7 +196,7 @@ export class Spool {
     } catch {
       // already closed
     }
-    releaseLock(this.dir);
+    releaseLock(join(this.dir, LOCK));
   }
 
   private assertOpen(): void {
@@ -211,10 +212,10 @@ export class Spool {
 export function readSpoolSummary(args: { dir: string }): SpoolSummary {
   const dir = resolve(args.dir);
   const path = join(dir, FILE);
-  if (!existsSync(path)) return { dir, backlog: 0, oldest_at: null, locked_by: lockHolder(dir) };
+  if (!existsSync(path)) return { dir, backlog: 0, oldest_at: null, locked_by: lockHolder(join(dir, LOCK)) };
   const replayed = readCursor(dir)?.seq ?? 0;
   const pending = parseFile(path).entries.filter((e) => e.seq > replayed);
-  return { dir, backlog: pending.length, oldest_at: pending[0]?.at ?? null, locked_by: lockHolder(dir) };
+  return { dir, backlog: pending.length, oldest_at: pending[0]?.at ?? null, locked_by: lockHolder(join(dir, LOCK)) };
 }
 
 function parseFile(path: string): { entries: SpoolEntry[]; validBytes: number; lastSeq: number } {
@@ -256,72 +257,14 @@ function readCursor(dir: string): { spool: string; seq: number; primary?: string
 }
 
 function writeCursor(dir: string, value: { spool: string; seq: number; primary?: string }): void {
-  const path = join(dir, CURSOR);
-  const temp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(temp, 'w');
-  try {
-    writeSync(fd, JSON.stringify(value));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, path);
-  syncDir(dir);
+  writeFileAtomically({ path: join(dir, CURSOR), text: JSON.stringify(value), sync: true });
 }
 
-function syncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // some platforms cannot fsync a folder; the rename is still atomic
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-function lockHolder(dir: string): number | null {
-  const path = join(dir, LOCK);
-  if (!existsSync(path)) return null;
-  const pid = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
-  return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : null;
-}
-
-function takeLock(dir: string): void {
-  const path = join(dir, LOCK);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      writeFileSync(path, `${process.pid}\n`, { flag: 'wx' });
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new StorageError('UNAVAILABLE', `cannot create the spool lock ${path}: ${(error as Error).message}`, { cause: error });
-      }
-    }
-    const holder = lockHolder(dir);
-    if (holder !== null && holder !== process.pid) {
-      throw new StorageError('UNAVAILABLE', `the spool in ${dir} is in use by process ${holder}; give each Otto process its own OTTO_SPOOL_DIR`);
-    }
-    rmSync(path, { force: true }); // left by a process that is gone (or by this one)
-  }
-  throw new StorageError('UNAVAILABLE', `cannot take the spool lock ${path}`);
-}
-
-function releaseLock(dir: string): void {
-  const path = join(dir, LOCK);
-  try {
-    if (Number.parseInt(readFileSync(path, 'utf8').trim(), 10) === process.pid) rmSync(path, { force: true });
-  } catch {
-    // already gone
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+function takeSpoolLock(dir: string): void {
+  takeLock({
+    path: join(dir, LOCK),
+    // One process holds a spool at a time; a lock with this process's own pid is a stale one.
+    ownIsStale: true,
+    inUse: (pid) => `the spool in ${dir} is in use by process ${pid}; give each Otto process its own OTTO_SPOOL_DIR`,
+  });
 }

@@ -40,7 +40,6 @@ import {
   renameSync,
   rmSync,
   statSync,
-  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -56,6 +55,7 @@ import {
   type WriteHook,
 } from '../contract.ts';
 import { MemoryCollection, type MemoryCollectionHost, type PersistedWrite } from '../memory/memory-store.ts';
+import { fsyncDirectory, releaseLock, takeLock, writeFileAtomically } from '../files.ts';
 import { assertSpec, indexName } from '../validate.ts';
 import { WriteHooks } from '../write-hooks.ts';
 
@@ -143,7 +143,12 @@ export async function createJsonlStore(options: JsonlStoreOptions): Promise<Json
   }
   if (!stat) throw new StorageError('UNAVAILABLE', `there is no JSONL store at ${dir} (the folder does not exist)`);
   if (!stat.isDirectory()) throw new StorageError('UNAVAILABLE', `${dir} is not a folder, so it cannot be a JSONL store`);
-  if (!readOnly) takeLock(dir);
+  if (!readOnly) {
+    takeLock({
+      path: join(dir, LOCK),
+      inUse: (pid) => `the JSONL store at ${dir} is open for writing by ${pid === process.pid ? 'this process (it is already open)' : `process ${pid}`}; if no Otto process uses it, delete ${join(dir, LOCK)}`,
+    });
+  }
   const store = new JsonlStoreImpl(dir, fsync, readOnly);
   try {
     store.load();
@@ -424,7 +429,7 @@ class JsonlStoreImpl implements JsonlStore, MemoryCollectionHost {
     const text = `${JSON.stringify({ format: 'otto-jsonl', version: JSONL_FORMAT_VERSION, collections }, null, 2)}\n`;
     const path = join(this.dir, MANIFEST);
     try {
-      writeFileAtomically(path, text, this.fsync !== 'never', this.dir);
+      writeFileAtomically({ path, text, sync: this.fsync !== 'never' });
     } catch (error) {
       throw new StorageError('UNAVAILABLE', `cannot write ${path}: ${(error as Error).message}`, { cause: error });
     }
@@ -581,7 +586,7 @@ class JsonlStoreImpl implements JsonlStore, MemoryCollectionHost {
       }
       tail.fd = null;
     }
-    if (!this.readOnly) releaseLock(this.dir);
+    if (!this.readOnly) releaseLock(join(this.dir, LOCK));
   }
 
   assertOpen(): void {
@@ -596,73 +601,7 @@ function writeAll(fd: number, buffer: Buffer): number {
   return buffer.length;
 }
 
-/** Fsyncs a folder so that a created or renamed file in it survives power loss (best effort where unsupported). */
-function fsyncDirectory(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // Some file systems do not fsync folders; the rename is still atomic.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
 
-function writeFileAtomically(path: string, text: string, sync: boolean, dir: string): void {
-  const temp = `${path}.tmp`;
-  const fd = openSync(temp, 'w');
-  try {
-    writeAll(fd, Buffer.from(text));
-    if (sync) fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, path);
-  if (sync) fsyncDirectory(dir);
-}
 
-/** True when a process with this pid exists (on this machine). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
-/**
- * Takes the folder's write lock (a file holding our pid). A lock left by a process that no
- * longer exists (a crash) is taken over. Throws UNAVAILABLE while another live process (or
- * another store in this one) holds it.
- */
-function takeLock(dir: string): void {
-  const path = join(dir, LOCK);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      writeFileSync(path, `${process.pid}\n`, { flag: 'wx' });
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new StorageError('UNAVAILABLE', `cannot create the lock file ${path}: ${(error as Error).message}`, { cause: error });
-      }
-    }
-    const pid = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
-    if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
-      const who = pid === process.pid ? 'this process (it is already open)' : `process ${pid}`;
-      throw new StorageError('UNAVAILABLE', `the JSONL store at ${dir} is open for writing by ${who}; if no Otto process uses it, delete ${path}`);
-    }
-    rmSync(path, { force: true }); // left by a process that is gone
-  }
-  throw new StorageError('UNAVAILABLE', `cannot take the lock file ${path}: another process keeps taking it`);
-}
 
-function releaseLock(dir: string): void {
-  const path = join(dir, LOCK);
-  try {
-    if (readFileSync(path, 'utf8').trim() === String(process.pid)) rmSync(path, { force: true });
-  } catch {
-    // Gone already.
-  }
-}
