@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { collections } from '../domain/index.ts';
 import { ottoVersion } from '../version.ts';
 import { isIn, isStorageError, lte, and, type Collection, type Store } from '../storage/index.ts';
+import { InterruptibleSleep } from '../storage/interruptible-sleep.ts';
 import type { WebhookDelivery } from './outbox.ts';
 import { signWebhook } from './signing.ts';
 import type { WebhookConfig, WebhookService } from './webhook-configs.ts';
@@ -40,7 +41,7 @@ export class WebhookDispatcher {
   private readonly inFlight = new Set<Promise<void>>();
   private stopped = true;
   private running: Promise<void> | undefined;
-  private wakeUp: (() => void) | undefined;
+  private readonly pause = new InterruptibleSleep();
   private woken = false;
 
   private constructor(deliveries: Collection<WebhookDelivery>, webhooks: WebhookService, options: DispatcherOptions) {
@@ -64,13 +65,13 @@ export class WebhookDispatcher {
   /** Looks for due deliveries now (called when new ones are enqueued). */
   wake(): void {
     this.woken = true;
-    this.wakeUp?.();
+    this.pause.wake();
   }
 
   /** Stops the loop and waits for the requests in flight (each ends by its timeout). */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wakeUp?.();
+    this.pause.wake();
     await this.running;
     await Promise.allSettled([...this.inFlight]);
   }
@@ -86,10 +87,10 @@ export class WebhookDispatcher {
       } catch (error) {
         failures++;
         this.event(`webhooks: cannot read deliveries: ${(error as Error).message}`);
-        await this.sleep(Math.min(this.options.intervalMs * 2 ** failures, 30_000));
+        await this.pause.sleep(Math.min(this.options.intervalMs * 2 ** failures, 30_000));
         continue;
       }
-      if (found === 0 && !this.woken) await this.sleep(this.options.intervalMs);
+      if (found === 0 && !this.woken) await this.pause.sleep(this.options.intervalMs);
       else if (this.inFlight.size >= this.options.concurrency) await Promise.race(this.inFlight);
     }
   }
@@ -201,18 +202,6 @@ export class WebhookDispatcher {
     }
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        if (this.wakeUp === done) this.wakeUp = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      timer.unref();
-      this.wakeUp = done;
-    });
-  }
 }
 
 function describe(error: unknown, timeoutMs: number): string {

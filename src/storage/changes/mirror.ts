@@ -22,6 +22,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { StorageError, isStorageError, type Collection, type Doc, type Scalar, type Store } from '../contract.ts';
+import { InterruptibleSleep } from '../interruptible-sleep.ts';
 import { and, eq } from '../where.ts';
 import type { ChangeLog } from './change-log.ts';
 import { MIRRORS_SPEC, type ChangeRecord, type MirrorCursor } from './records.ts';
@@ -104,7 +105,7 @@ export class Mirror {
   private active = false;
   private running: Promise<void> | undefined;
   private stopped = true;
-  private wake: (() => void) | undefined;
+  private readonly pause = new InterruptibleSleep();
   private lastProbe = 0;
   /** Whether the last batch applied was full (more changes are likely waiting). */
   private lastBatchFull = true;
@@ -135,7 +136,7 @@ export class Mirror {
   start(): void {
     if (this.running) return;
     this.stopped = false;
-    this.removeListener = this.log.onCommit(() => this.wake?.());
+    this.removeListener = this.log.onCommit(() => this.pause.wake());
     this.running = this.loop().finally(() => (this.running = undefined));
   }
 
@@ -144,7 +145,7 @@ export class Mirror {
     this.stopped = true;
     this.removeListener?.();
     this.removeListener = undefined;
-    this.wake?.();
+    this.pause.wake();
     const running = this.running;
     if (running) {
       let timer: NodeJS.Timeout | undefined;
@@ -192,10 +193,10 @@ export class Mirror {
         await this.recordError(error);
         await this.closeTarget();
         backoff = Math.min(Math.max(backoff * 2, 250), this.options.maxBackoffMs);
-        await this.sleep(backoff);
+        await this.pause.sleep(backoff);
         continue;
       }
-      if (!progressed && !this.stopped) await this.sleep(this.options.intervalMs);
+      if (!progressed && !this.stopped) await this.pause.sleep(this.options.intervalMs);
       // A partial batch: let more changes gather (commits do not cut this short) before the next one.
       else if (progressed && !this.lastBatchFull && !this.stopped && this.options.lingerMs > 0) await delay(this.options.lingerMs);
     }
@@ -470,18 +471,6 @@ export class Mirror {
     }
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        if (this.wake === done) this.wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      timer.unref();
-      this.wake = done;
-    });
-  }
 
   /** Where the mirror stands, from this process's loop when it feeds it, else from the cursor document. Throws StorageError when the primary fails. */
   async status(): Promise<MirrorStatus> {
