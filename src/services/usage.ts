@@ -20,7 +20,7 @@ import {
 } from '../domain/index.ts';
 import { OttoError } from '../domain/errors.ts';
 import { isEngineError, isOfflineProvider, type CompletionRequest, type CompletionResult, type Provider } from '../engine/index.ts';
-import { and, eq, gte, isIn, isStorageError, lte, type Collection, type NewDoc, type Store, type Where } from '../storage/index.ts';
+import { and, eq, gte, isIn, isStorageError, lte, type Collection, type NewDoc, type Store } from '../storage/index.ts';
 import type { Caller } from './caller.ts';
 
 /** What a report groups by, and the stored field each means. */
@@ -223,20 +223,12 @@ export class UsageService {
   }
 
   /** Builds an activity record (id, day and cost filled in). Throws StorageError when pricing cannot be read. */
-  async activity(args: {
-    owner_id: string;
-    bot_id: string;
-    conversation_id: string | null;
-    provider: string;
-    model: string;
-    tokens_in: number;
-    tokens_out: number;
-    latency_ms: number;
-    outcome: ActivityOutcome;
-    error_code?: string;
-    at?: Date;
-    price?: ModelPricing | null;
-  }): Promise<NewDoc<ActivityLog>> {
+  async activity(
+    args: Pick<ActivityLog, 'owner_id' | 'bot_id' | 'conversation_id' | 'provider' | 'model' | 'tokens_in' | 'tokens_out' | 'latency_ms' | 'outcome' | 'error_code'> & {
+      at?: Date;
+      price?: ModelPricing | null;
+    },
+  ): Promise<NewDoc<ActivityLog>> {
     const at = args.at ?? this.now();
     const price = args.price === undefined ? (args.provider === 'offline' ? null : await this.priceFor(args.model)) : args.price;
     const nano = price ? costNanoUsd({ tokens_in: args.tokens_in, tokens_out: args.tokens_out, input_usd_per_1m: price.input_usd_per_1m, output_usd_per_1m: price.output_usd_per_1m }) : 0;
