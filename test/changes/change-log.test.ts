@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WriteAheadChangeLog } from '../../src/storage/changes/change-log.ts';
-import { attachChangeLog, CHANGES_SPEC, type ChangeLog, type ChangeRecord, type StoredChange } from '../../src/storage/changes/index.ts';
+import { attachChangeLog, CHANGES_SPEC, type ChangeRecord, type StoredChange } from '../../src/storage/changes/index.ts';
 import { seqId } from '../../src/storage/changes/records.ts';
 
 import { isStorageError, type Doc, type Store, type StorageErrorCode } from '../../src/storage/contract.ts';
@@ -20,6 +20,7 @@ import { createMemoryStore } from '../../src/storage/memory/memory-store.ts';
 import { createMongoStore } from '../../src/storage/mongodb/mongodb-store.ts';
 import { createSqliteStore, type SqliteStore } from '../../src/storage/sqlite/sqlite-store.ts';
 import { eq } from '../../src/storage/where.ts';
+import { readAll } from '../support/change-log.ts';
 import { mongoTestTarget } from '../support/mongodb-server.ts';
 
 const mongo = await mongoTestTarget();
@@ -30,18 +31,6 @@ async function rejects(promise: Promise<unknown>, code: StorageErrorCode): Promi
   await assert.rejects(promise, (error: unknown) => isStorageError(error, code) || assert.fail(`expected ${code}, got ${String(error)}`));
 }
 
-/** Every committed change after `after`, following the log to its end (bounded). */
-async function readAll(log: ChangeLog, after = 0): Promise<ChangeRecord[]> {
-  const out: ChangeRecord[] = [];
-  let cursor = after;
-  for (let i = 0; i < 1000; i++) {
-    const batch = await log.readChanges({ after: cursor, limit: 100 });
-    out.push(...batch.changes);
-    if (batch.next === cursor) return out;
-    cursor = batch.next;
-  }
-  throw new Error('the log did not end');
-}
 
 const summary = (changes: ChangeRecord[]) => changes.map((c) => [c.op, c.collection, c.id, c.doc?.version ?? null]);
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { main } from '../../src/cli/main.ts';
 import type { CliIO } from '../../src/cli/command.ts';
-import { attachChangeLog, CHANGES_SPEC, Mirror, MIRRORS_SPEC, pruneChangeLog, type ChangeLog, type ChangeRecord, type MirrorCursor } from '../../src/storage/changes/index.ts';
+import { attachChangeLog, CHANGES_SPEC, Mirror, MIRRORS_SPEC, pruneChangeLog, type MirrorCursor } from '../../src/storage/changes/index.ts';
 import { INTENTS_SPEC } from '../../src/storage/changes/records.ts';
 import { isStorageError, type Doc, type Store } from '../../src/storage/contract.ts';
 import { createJsonlStore } from '../../src/storage/jsonl/jsonl-store.ts';
@@ -20,6 +20,7 @@ import { createMemoryStore } from '../../src/storage/memory/memory-store.ts';
 import { createMongoStore } from '../../src/storage/mongodb/mongodb-store.ts';
 import { createSqliteStore } from '../../src/storage/sqlite/sqlite-store.ts';
 import { api, pollUntil, withScope } from '../e2e/harness.ts';
+import { readAll } from '../support/change-log.ts';
 import { mongoTestTarget } from '../support/mongodb-server.ts';
 
 const mongo = await mongoTestTarget();
@@ -83,17 +84,6 @@ const engines: Engine[] = [
   },
 ];
 
-async function readAll(log: ChangeLog, after: number): Promise<ChangeRecord[]> {
-  const out: ChangeRecord[] = [];
-  let cursor = after;
-  for (let i = 0; i < 1000; i++) {
-    const batch = await log.readChanges({ after: cursor, limit: 100 });
-    out.push(...batch.changes);
-    if (batch.next === cursor) return out;
-    cursor = batch.next;
-  }
-  throw new Error('the log did not end');
-}
 
 async function seqsStored(store: Store, name: string): Promise<number[]> {
   const c = await store.collection<Doc>({ name, schemaVersion: 1, indexes: [] });
