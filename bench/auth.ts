@@ -17,9 +17,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { emptyLoad, keepAliveAgent, mergeLoad, percentile, runLoad, type LoadRequest, type LoadResult } from './support/http-load.ts';
 import { ottoBin, ottoEnv, startListening, type ListeningChild } from './support/listening-child.ts';
+import { parseBenchArgs } from './support/args.ts';
 
 const usage = `Usage: npm run bench -- auth [--flags]
 
@@ -53,28 +53,23 @@ const GUIDELINES = [
 ];
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        duration: { type: 'string', default: '10' },
-        slices: { type: 'string', default: '5' },
-        warmup: { type: 'string', default: '2' },
-        connections: { type: 'string', default: '50' },
-        conversations: { type: 'string', default: '50' },
-        synchronous: { type: 'string', default: 'FULL' },
-        dir: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    return bad((error as Error).message);
-  }
-  if (values.help) {
-    console.log(usage);
-    return 0;
-  }
+  const values = parseBenchArgs(
+    {
+    args: argv,
+    options: {
+      duration: { type: 'string', default: '10' },
+      slices: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '2' },
+      connections: { type: 'string', default: '50' },
+      conversations: { type: 'string', default: '50' },
+      synchronous: { type: 'string', default: 'FULL' },
+      dir: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    },
+    usage,
+  );
+  if (typeof values === 'number') return values;
   const duration = Number(values.duration);
   const warmup = Number(values.warmup);
   const slices = Number(values.slices);

@@ -15,9 +15,9 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { parseArgs } from 'node:util';
 import { emptyLoad, keepAliveAgent, mergeLoad, percentile, runLoad, type LoadRequest, type LoadResult } from './support/http-load.ts';
 import { cleanEnv, ottoBin, ottoEnv, repoRoot, startListening, type ListeningChild } from './support/listening-child.ts';
+import { parseBenchArgs } from './support/args.ts';
 
 const usage = `Usage: npm run bench -- http [--flags]
 
@@ -68,30 +68,25 @@ const GUIDELINES = [
 ];
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        duration: { type: 'string', default: '10' },
-        slices: { type: 'string', default: '5' },
-        warmup: { type: 'string', default: '2' },
-        connections: { type: 'string', default: '50' },
-        conversations: { type: 'string', default: '50' },
-        guidelines: { type: 'string', default: '3' },
-        synchronous: { type: 'string', default: 'FULL' },
-        'cpu-prof': { type: 'string' },
-        dir: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    return bad((error as Error).message);
-  }
-  if (values.help) {
-    console.log(usage);
-    return 0;
-  }
+  const values = parseBenchArgs(
+    {
+    args: argv,
+    options: {
+      duration: { type: 'string', default: '10' },
+      slices: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '2' },
+      connections: { type: 'string', default: '50' },
+      conversations: { type: 'string', default: '50' },
+      guidelines: { type: 'string', default: '3' },
+      synchronous: { type: 'string', default: 'FULL' },
+      'cpu-prof': { type: 'string' },
+      dir: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    },
+    usage,
+  );
+  if (typeof values === 'number') return values;
   const duration = Number(values.duration);
   const warmup = Number(values.warmup);
   if (!(duration > 0 && duration <= 3600)) return bad('--duration must be a number of seconds from 0 to 3600');

@@ -19,13 +19,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { collections } from '../src/domain/collections.ts';
 import { newId } from '../src/domain/ids.ts';
 import { attachChangeLog, Mirror } from '../src/storage/changes/index.ts';
 import type { Store } from '../src/storage/contract.ts';
 import { migrationsFor, runMigrations } from '../src/storage/migrations/index.ts';
 import { createSqliteStore } from '../src/storage/sqlite/sqlite-store.ts';
+import { parseBenchArgs } from './support/args.ts';
 
 const usage = `Usage: npm run bench -- mirror [--flags]
 
@@ -180,30 +180,24 @@ async function primaryThroughput(parent: string, writes: number, block: number, 
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        only: { type: 'string' },
-        small: { type: 'string', default: '1000' },
-        large: { type: 'string', default: '100000' },
-        changes: { type: 'string', default: '5000' },
-        rounds: { type: 'string' },
-        writes: { type: 'string', default: '3000' },
-        dir: { type: 'string' },
-        'linger-ms': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${usage}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(usage);
-    return 0;
-  }
+  const values = parseBenchArgs(
+    {
+    args: argv,
+    options: {
+      only: { type: 'string' },
+      small: { type: 'string', default: '1000' },
+      large: { type: 'string', default: '100000' },
+      changes: { type: 'string', default: '5000' },
+      rounds: { type: 'string' },
+      writes: { type: 'string', default: '3000' },
+      dir: { type: 'string' },
+      'linger-ms': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    },
+    usage,
+  );
+  if (typeof values === 'number') return values;
   if (values.only !== undefined && values.only !== 'append' && values.only !== 'primary') {
     console.error(`--only must be append or primary\n\n${usage}`);
     return 2;

@@ -4,7 +4,7 @@
 // returns the exit code (0 ok, 1 failed, 2 bad usage).
 //
 // To add a benchmark: write bench/<name>.ts exporting `run(argv: string[]): Promise<number>`
-// (handling its own `--help`), and add one entry to `benchmarks`.
+// (its flags and `--help` through `parseBenchArgs` in bench/support/args.ts), and add one entry to `benchmarks`.
 
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

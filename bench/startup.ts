@@ -19,9 +19,9 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } fr
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { parseArgs } from 'node:util';
 import { newId } from '../src/domain/ids.ts';
 import { ottoBin, ottoEnv, runOtto, startListening, type ListeningChild } from './support/listening-child.ts';
+import { parseBenchArgs } from './support/args.ts';
 
 const usage = `Usage: npm run bench -- startup [--flags]
 
@@ -49,28 +49,23 @@ Flags:
 Expected: ratio about 1 (startup reads definitions only, never messages).`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        messages: { type: 'string', default: '1000000' },
-        'per-conversation': { type: 'string', default: '1000' },
-        bots: { type: 'string', default: '20' },
-        guidelines: { type: 'string', default: '100' },
-        runs: { type: 'string', default: '5' },
-        warmup: { type: 'string', default: '1' },
-        dir: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    return bad((error as Error).message);
-  }
-  if (values.help) {
-    console.log(usage);
-    return 0;
-  }
+  const values = parseBenchArgs(
+    {
+    args: argv,
+    options: {
+      messages: { type: 'string', default: '1000000' },
+      'per-conversation': { type: 'string', default: '1000' },
+      bots: { type: 'string', default: '20' },
+      guidelines: { type: 'string', default: '100' },
+      runs: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '1' },
+      dir: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    },
+    usage,
+  );
+  if (typeof values === 'number') return values;
   const n: Record<'messages' | 'per-conversation' | 'bots' | 'guidelines' | 'runs' | 'warmup', number> = { messages: 0, 'per-conversation': 0, bots: 0, guidelines: 0, runs: 0, warmup: 0 };
   const ranges = { messages: [0, 100_000_000], 'per-conversation': [1, 1_000_000], bots: [1, 1000], guidelines: [0, 100_000], runs: [1, 100], warmup: [0, 10] } as const;
   for (const key of Object.keys(n) as Array<keyof typeof n>) {

@@ -18,13 +18,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { parseArgs } from 'node:util';
 import type { MongoClient } from 'mongodb';
 import { collections } from '../src/domain/collections.ts';
 import type { Doc, NewDoc, Store } from '../src/storage/contract.ts';
 import { createSqliteStore } from '../src/storage/sqlite/sqlite-store.ts';
 import { eq } from '../src/storage/where.ts';
 import { startCountingProxy, type CountingProxy } from './support/counting-proxy.ts';
+import { parseBenchArgs } from './support/args.ts';
 
 const usage = `Usage: npm run bench -- storage [--flags]
 
@@ -87,30 +87,24 @@ type Message = Doc & { conversation_id: string; offset: number; role: 'user' | '
 type Conversation = Doc & { owner_id: string; bot_id: string; user_id: string; title: string; last_offset: number };
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        engine: { type: 'string', default: 'all' },
-        conversations: { type: 'string' },
-        messages: { type: 'string' },
-        reads: { type: 'string' },
-        seed: { type: 'string', default: '42' },
-        synchronous: { type: 'string', default: 'FULL' },
-        dir: { type: 'string' },
-        'mongodb-uri': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${usage}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(usage);
-    return 0;
-  }
+  const values = parseBenchArgs(
+    {
+    args: argv,
+    options: {
+      engine: { type: 'string', default: 'all' },
+      conversations: { type: 'string' },
+      messages: { type: 'string' },
+      reads: { type: 'string' },
+      seed: { type: 'string', default: '42' },
+      synchronous: { type: 'string', default: 'FULL' },
+      dir: { type: 'string' },
+      'mongodb-uri': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    },
+    usage,
+  );
+  if (typeof values === 'number') return values;
   const engines: EngineName[] =
     values.engine === 'all' ? ['sqlite', 'mongodb'] : values.engine === 'sqlite' || values.engine === 'mongodb' ? [values.engine] : [];
   if (engines.length === 0) return bad(`--engine must be sqlite, mongodb or all, not ${JSON.stringify(values.engine)}`);

@@ -11,7 +11,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { MongoClient } from 'mongodb';
 import { collections, domainCollections } from '../src/domain/collections.ts';
 import { newId } from '../src/domain/ids.ts';
@@ -20,6 +19,7 @@ import { migrationsFor, runMigrations } from '../src/storage/migrations/index.ts
 import { createSqliteStore } from '../src/storage/sqlite/sqlite-store.ts';
 import { openStoreUrlMigrated } from '../src/storage/store-url.ts';
 import { transfer } from '../src/storage/transfer/index.ts';
+import { parseBenchArgs } from './support/args.ts';
 
 const usage = `Usage: npm run bench -- transfer [--flags]
 
@@ -91,26 +91,20 @@ async function rawIndexes(client: MongoClient, database: string): Promise<void> 
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        messages: { type: 'string', default: '20000' },
-        'batch-size': { type: 'string', default: '500' },
-        rounds: { type: 'string', default: '2' },
-        'mongodb-uri': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${usage}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(usage);
-    return 0;
-  }
+  const values = parseBenchArgs(
+    {
+    args: argv,
+    options: {
+      messages: { type: 'string', default: '20000' },
+      'batch-size': { type: 'string', default: '500' },
+      rounds: { type: 'string', default: '2' },
+      'mongodb-uri': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    },
+    usage,
+  );
+  if (typeof values === 'number') return values;
   const messages = Number(values.messages);
   const batchSize = Number(values['batch-size']);
   const rounds = Number(values.rounds);

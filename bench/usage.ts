@@ -19,12 +19,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Document } from 'mongodb';
 import { collections } from '../src/domain/collections.ts';
 import { costNanoUsd, nanoToUsd, type ActivityLog } from '../src/domain/index.ts';
 import { UsageService, type Caller, type UsageReport } from '../src/services/index.ts';
 import { createSqliteStore } from '../src/storage/sqlite/sqlite-store.ts';
+import { parseBenchArgs } from './support/args.ts';
 
 const usage = `Usage: npm run bench -- usage [--flags]
 
@@ -276,9 +276,8 @@ async function benchMongo(records: number, repeats: number, givenUri: string | u
 
 /** Runs the benchmark with `argv`; returns the exit code. */
 export async function run(argv: string[]): Promise<number> {
-  let values: { engine: string; records?: string; repeats: string; dir?: string; 'mongodb-uri'?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
+  const values = parseBenchArgs(
+    {
       args: argv,
       options: {
         engine: { type: 'string', default: 'all' },
@@ -288,15 +287,10 @@ export async function run(argv: string[]): Promise<number> {
         'mongodb-uri': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
-    }));
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${usage}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(usage);
-    return 0;
-  }
+    },
+    usage,
+  );
+  if (typeof values === 'number') return values;
   const engines: Array<'sqlite' | 'mongodb'> = values.engine === 'all' ? ['sqlite', 'mongodb'] : values.engine === 'sqlite' || values.engine === 'mongodb' ? [values.engine] : [];
   if (engines.length === 0) {
     console.error(`--engine must be sqlite, mongodb or all\n\n${usage}`);

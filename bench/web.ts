@@ -16,11 +16,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ensureWebBuild } from '../scripts/web-build.ts';
 import { chromiumPath, launchBrowser } from '../test/support/browser.ts';
 import { ottoBin, ottoEnv, repoRoot, startListening } from './support/listening-child.ts';
+import { parseBenchArgs } from './support/args.ts';
 
 const usage = `Usage: npm run bench -- web [--flags]
 
@@ -103,17 +103,8 @@ async function post(url: string, body: unknown): Promise<any> {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: { rounds: { type: 'string', default: '4' }, messages: { type: 'string', default: '20' }, help: { type: 'boolean', short: 'h' } } }));
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${usage}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(usage);
-    return 0;
-  }
+  const values = parseBenchArgs({ args: argv, options: { rounds: { type: 'string', default: '4' }, messages: { type: 'string', default: '20' }, help: { type: 'boolean', short: 'h' } } }, usage);
+  if (typeof values === 'number') return values;
   const rounds = Number(values.rounds);
   const messages = Number(values.messages);
   if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(messages) || messages < 1) {
