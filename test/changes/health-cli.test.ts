@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { main } from '../../src/cli/main.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { createOtto } from '../../src/http/otto.ts';
 import { createJsonlStore } from '../../src/storage/jsonl/jsonl-store.ts';
 import { call } from '../support/otto.ts';
+import { cli } from '../support/cli.ts';
 
 const temps: string[] = [];
 after(async () => {
@@ -35,12 +35,6 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined | fal
   }
 }
 
-async function cli(env: Record<string, string>, cwd: string, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l), env, cwd });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 describe('OTTO_MIRRORS', () => {
   it('is validated at startup, naming the entry without quoting it', () => {
@@ -103,14 +97,14 @@ describe('mirrors in /health and the startup of createOtto', () => {
 describe('otto mirror', () => {
   it('has --help for the command and each subcommand', async () => {
     for (const argv of [['mirror', '--help'], ['mirror', 'status', '--help'], ['mirror', 'sync', '--help'], ['mirror', 'compact', '--help']]) {
-      const { code, out } = await cli({}, tmpdir(), ...argv);
+      const { code, out } = await cli([...argv], {}, tmpdir());
       assert.equal(code, 0, argv.join(' '));
       assert.match(out, /otto mirror status/);
       assert.match(out, /otto mirror sync/);
       assert.match(out, /otto mirror compact/);
     }
-    assert.match((await cli({}, tmpdir(), '--help')).out, /mirror\s+mirror status/);
-    const wrong = await cli({}, tmpdir(), 'mirror', 'frobnicate');
+    assert.match((await cli(['--help'], {}, tmpdir())).out, /mirror\s+mirror status/);
+    const wrong = await cli(['mirror', 'frobnicate'], {}, tmpdir());
     assert.equal(wrong.code, 2);
     assert.match(wrong.err, /unknown subcommand "frobnicate"/);
   });
@@ -125,22 +119,22 @@ describe('otto mirror', () => {
     await call(otto, 'PATCH', `/bots/${bots[1]!.id}`, { description: 'changed' });
     await otto.close();
 
-    const before = await cli(env, dir, 'mirror', 'status');
+    const before = await cli(['mirror', 'status'], env, dir);
     assert.equal(before.code, 3, before.out + before.err);
     assert.match(before.out, /behind\s+jsonl:.*backup\s+seq 0/);
 
-    const synced = await cli(env, dir, 'mirror', 'sync');
+    const synced = await cli(['mirror', 'sync'], env, dir);
     assert.equal(synced.code, 0, synced.out + synced.err);
     assert.match(synced.out, /ok\s+jsonl:.*backup.*caught up/);
 
-    const after = await cli(env, dir, 'mirror', 'status', '--json');
+    const after = await cli(['mirror', 'status', '--json'], env, dir);
     assert.equal(after.code, 0, after.out + after.err);
     const report = JSON.parse(after.out);
     assert.equal(report.mirrors[0].status, 'ok');
     assert.equal(report.mirrors[0].lag, 0);
     assert.equal(report.mirrors[0].seq, report.primary.seq);
 
-    const compacted = await cli(env, dir, 'mirror', 'compact');
+    const compacted = await cli(['mirror', 'compact'], env, dir);
     assert.equal(compacted.code, 0, compacted.out + compacted.err);
     assert.match(compacted.out, /compacted jsonl:.*backup: \d+ collection\(s\), \d+ document\(s\)/);
     const files = await readdir(join(dir, 'backup'));
@@ -153,7 +147,7 @@ describe('otto mirror', () => {
     } finally {
       await mirror.close();
     }
-    const notJsonl = await cli(env, dir, 'mirror', 'compact', 'sqlite:x.db');
+    const notJsonl = await cli(['mirror', 'compact', 'sqlite:x.db'], env, dir);
     assert.equal(notJsonl.code, 2);
   });
 });

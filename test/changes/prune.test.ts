@@ -10,8 +10,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { main } from '../../src/cli/main.ts';
-import type { CliIO } from '../../src/cli/command.ts';
 import { attachChangeLog, CHANGES_SPEC, Mirror, MIRRORS_SPEC, pruneChangeLog, type MirrorCursor } from '../../src/storage/changes/index.ts';
 import { INTENTS_SPEC } from '../../src/storage/changes/records.ts';
 import { isStorageError, type Doc, type Store } from '../../src/storage/contract.ts';
@@ -22,6 +20,7 @@ import { createSqliteStore } from '../../src/storage/sqlite/sqlite-store.ts';
 import { api, pollUntil, withScope } from '../e2e/harness.ts';
 import { readAll } from '../support/change-log.ts';
 import { mongoTestTarget } from '../support/mongodb-server.ts';
+import { cli } from '../support/cli.ts';
 
 const mongo = await mongoTestTarget();
 if ('skip' in mongo) process.stderr.write(`${mongo.skip}\n`);
@@ -184,13 +183,6 @@ for (const engine of engines) {
   });
 }
 
-async function cli(env: NodeJS.ProcessEnv, cwd: string, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIO = { out: (l) => out.push(l), err: (l) => err.push(l), env, cwd };
-  const code = await main(argv, io);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 describe('otto mirror prune | forget', () => {
   it('names the cursor holding the log back, forgets a gone mirror, then prunes', async () => {
@@ -206,25 +198,25 @@ describe('otto mirror prune | forget', () => {
       log.close();
       await raw.close();
 
-      assert.equal((await cli(env, dir, 'mirror', 'sync')).code, 0);
-      const dry = await cli(env, dir, 'mirror', 'prune', '--keep-days', '0', '--dry-run');
+      assert.equal((await cli(['mirror', 'sync'], env, dir)).code, 0);
+      const dry = await cli(['mirror', 'prune', '--keep-days', '0', '--dry-run'], env, dir);
       assert.equal(dry.code, 0, dry.err);
       assert.match(dry.out, /would prune seq 1–3/);
       assert.match(dry.out, /held back by sqlite:\/gone\.db at seq 3 — not in OTTO_MIRRORS here; if it is gone for good: otto mirror forget m_gone/);
-      const kept = await cli(env, dir, 'mirror', 'prune');
+      const kept = await cli(['mirror', 'prune'], env, dir);
       assert.match(kept.out, /nothing to prune \(records are kept 7 day\(s\)/, 'the default window keeps fresh records');
 
-      assert.equal((await cli(env, dir, 'mirror', 'forget', 'nope')).code, 1);
-      const forgot = await cli(env, dir, 'mirror', 'forget', 'sqlite:/gone.db');
+      assert.equal((await cli(['mirror', 'forget', 'nope'], env, dir)).code, 1);
+      const forgot = await cli(['mirror', 'forget', 'sqlite:/gone.db'], env, dir);
       assert.equal(forgot.code, 0, forgot.err);
       assert.match(forgot.out, /forgot sqlite:\/gone\.db \(was at seq 3\)/);
-      const pruned = await cli(env, dir, 'mirror', 'prune', '--keep-days', '0');
+      const pruned = await cli(['mirror', 'prune', '--keep-days', '0'], env, dir);
       assert.match(pruned.out, /pruned seq 1–9 \(9 record\(s\)\)/);
       assert.doesNotMatch(pruned.out, /not in OTTO_MIRRORS/);
 
-      assert.equal((await cli(env, dir, 'mirror', 'prune', '--keep-days', 'soon')).code, 2);
-      assert.equal((await cli(env, dir, 'mirror', 'forget')).code, 2);
-      const help = await cli(env, dir, 'mirror', '--help');
+      assert.equal((await cli(['mirror', 'prune', '--keep-days', 'soon'], env, dir)).code, 2);
+      assert.equal((await cli(['mirror', 'forget'], env, dir)).code, 2);
+      const help = await cli(['mirror', '--help'], env, dir);
       assert.match(help.out, /otto mirror prune \[--keep-days <n>\] \[--dry-run\]/);
       assert.match(help.out, /otto mirror forget <url\|id>/);
     } finally {

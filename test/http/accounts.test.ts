@@ -11,21 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, mock } from 'node:test';
 import { DatabaseSync } from 'node:sqlite';
-import { main } from '../../src/cli/main.ts';
-import type { CliIO } from '../../src/cli/command.ts';
 import { collections } from '../../src/domain/collections.ts';
 import type { Otto } from '../../src/http/otto.ts';
 import { call, testOtto } from '../support/otto.ts';
+import { cli } from '../support/cli.ts';
 
 const bearer = (secret: string) => ({ authorization: `Bearer ${secret}` });
 
-async function cli(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIO = { out: (l) => out.push(l), err: (l) => err.push(l), env, cwd: process.cwd() };
-  const code = await main(argv, io);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 /** Makes a user through the service and returns them with a fresh key. */
 async function userWithKey(otto: Otto, username: string, role: 'admin' | 'builder' | 'viewer') {

@@ -8,8 +8,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { CliIO } from '../../src/cli/command.ts';
-import { main } from '../../src/cli/main.ts';
 import { collections } from '../../src/domain/collections.ts';
 import { newId, type Message } from '../../src/domain/index.ts';
 import type { Otto } from '../../src/http/otto.ts';
@@ -18,6 +16,7 @@ import { eq } from '../../src/storage/index.ts';
 import { targetSpec } from '../../src/storage/transfer/collections.ts';
 import { mongoTestTarget } from '../support/mongodb-server.ts';
 import { call, testOtto } from '../support/otto.ts';
+import { cli } from '../support/cli.ts';
 
 const mongo = await mongoTestTarget();
 if ('skip' in mongo) process.stderr.write(`${mongo.skip}\n`);
@@ -26,13 +25,6 @@ else after(() => mongo.stop());
 const DAY = 86_400_000;
 const bearer = (secret: string) => ({ authorization: `Bearer ${secret}` });
 
-async function cli(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIO = { out: (l) => out.push(l), err: (l) => err.push(l), env, cwd: process.cwd() };
-  const code = await main(argv, io);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 interface Engine {
   name: string;

@@ -20,16 +20,8 @@ import { eq } from '../../src/storage/index.ts';
 import { startFakeOpenAi, type FakeOpenAi } from '../support/fake-openai.ts';
 import { mongoTestTarget } from '../support/mongodb-server.ts';
 import { call, testOtto } from '../support/otto.ts';
-import { main } from '../../src/cli/main.ts';
-import type { CliIO } from '../../src/cli/command.ts';
+import { cli } from '../support/cli.ts';
 
-async function cli(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIO = { out: (l) => out.push(l), err: (l) => err.push(l), env, cwd: process.cwd() };
-  const code = await main(argv, io);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 const target = await mongoTestTarget();
 if ('skip' in target) process.stderr.write(`${target.skip}\n`);
