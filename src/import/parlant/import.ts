@@ -292,6 +292,43 @@ export async function importParlant(options: ParlantImportOptions): Promise<Parl
     for (const agentId of targets) await ensureGuideline(states.get(agentId)!, g);
   }
 
+  /**
+   * Creates the Otto guideline or journey for a Parlant one (found again through the ledger),
+   * or updates the fields that differ from `desired`; counts the outcome in the report and
+   * records a refused one as invalid. Never throws.
+   */
+  async function reconcile<K extends 'guidelines' | 'journeys', D extends object>(
+    state: BotState,
+    kind: K,
+    sourceId: string,
+    desired: D,
+    write: { update: (id: string, patch: Partial<D>) => Promise<Guideline | Journey>; add: (input: D) => Promise<Guideline | Journey> },
+  ): Promise<void> {
+    const known = state[kind] as Map<string, Guideline | Journey>;
+    const ledger: Record<string, string> = state.ledger[kind];
+    try {
+      const existing = known.get(ledger[sourceId] ?? '');
+      if (existing) {
+        const current = existing as unknown as Record<string, unknown>;
+        const patch = Object.fromEntries(Object.entries(desired).filter(([k, v]) => JSON.stringify(current[k]) !== JSON.stringify(v))) as Partial<D>;
+        if (Object.keys(patch).length === 0) {
+          report[kind].unchanged++;
+          return;
+        }
+        known.set(existing.id, await write.update(existing.id, patch));
+        report[kind].updated++;
+        return;
+      }
+      const created = await write.add(desired);
+      known.set(created.id, created);
+      ledger[sourceId] = created.id;
+      await saveLedger(state);
+      report[kind].created++;
+    } catch (error) {
+      invalid(kind, sourceId, error);
+    }
+  }
+
   async function ensureGuideline(state: BotState, g: ParlantGuideline): Promise<void> {
     const desired = {
       condition: clip(g.condition, 1000),
@@ -301,26 +338,10 @@ export async function importParlant(options: ParlantImportOptions): Promise<Parl
       enabled: g.enabled,
     };
     if (g.condition.length > 1000 || g.action!.length > 2000 || g.description.length > 2000) note('long guidelines', 'text longer than Otto allows was cut', g.id);
-    try {
-      const existing = state.guidelines.get(state.ledger.guidelines[g.id] ?? '');
-      if (existing) {
-        const patch = Object.fromEntries(Object.entries(desired).filter(([k, v]) => (existing as unknown as Record<string, unknown>)[k] !== v));
-        if (Object.keys(patch).length === 0) {
-          report.guidelines.unchanged++;
-          return;
-        }
-        state.guidelines.set(existing.id, await bots.updateGuideline({ caller, bot_id: state.bot.id, id: existing.id, patch }));
-        report.guidelines.updated++;
-        return;
-      }
-      const created = await bots.addGuideline({ caller, bot_id: state.bot.id, input: desired });
-      state.guidelines.set(created.id, created);
-      state.ledger.guidelines[g.id] = created.id;
-      await saveLedger(state);
-      report.guidelines.created++;
-    } catch (error) {
-      invalid('guidelines', g.id, error);
-    }
+    await reconcile(state, 'guidelines', g.id, desired, {
+      update: (id, patch) => bots.updateGuideline({ caller, bot_id: state.bot.id, id, patch }),
+      add: (input) => bots.addGuideline({ caller, bot_id: state.bot.id, input }),
+    });
   }
 
   // Tools and tool mappings
@@ -479,26 +500,10 @@ export async function importParlant(options: ParlantImportOptions): Promise<Parl
 
   async function ensureJourney(state: BotState, j: ParlantJourney, desired: ReturnType<typeof journeyInput>): Promise<void> {
     if (j.composition_mode) note('journey composition modes', 'Otto sets the composition mode per bot', j.id);
-    try {
-      const existing = state.journeys.get(state.ledger.journeys[j.id] ?? '');
-      if (existing) {
-        const patch = Object.fromEntries(Object.entries(desired).filter(([k, v]) => JSON.stringify((existing as unknown as Record<string, unknown>)[k]) !== JSON.stringify(v)));
-        if (Object.keys(patch).length === 0) {
-          report.journeys.unchanged++;
-          return;
-        }
-        state.journeys.set(existing.id, await bots.updateJourney({ caller, bot_id: state.bot.id, id: existing.id, patch }));
-        report.journeys.updated++;
-        return;
-      }
-      const created = await bots.addJourney({ caller, bot_id: state.bot.id, input: desired });
-      state.journeys.set(created.id, created);
-      state.ledger.journeys[j.id] = created.id;
-      await saveLedger(state);
-      report.journeys.created++;
-    } catch (error) {
-      invalid('journeys', j.id, error);
-    }
+    await reconcile(state, 'journeys', j.id, desired, {
+      update: (id, patch) => bots.updateJourney({ caller, bot_id: state.bot.id, id, patch }),
+      add: (input) => bots.addJourney({ caller, bot_id: state.bot.id, input }),
+    });
   }
 
   report.not_mapped = [...notes.values()].sort((a, b) => a.kind.localeCompare(b.kind) || a.reason.localeCompare(b.reason));
