@@ -1,4 +1,4 @@
-import { StorageError, type CollectionSpec, type Doc, type NewDoc, type StoredMeta } from './contract.ts';
+import { StorageError, type CollectionSpec, type NewDoc, type StoredMeta } from './contract.ts';
 
 /** Largest document accepted, in bytes of JSON (MongoDB's BSON limit is 16 MiB). */
 export const MAX_DOCUMENT_BYTES = 15 * 1024 * 1024;

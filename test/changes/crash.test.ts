@@ -9,12 +9,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CHANGES_SPEC, isMirrored, MIRRORS_SPEC, type MirrorCursor, type StoredChange } from '../../src/storage/changes/index.ts';
 import type { Doc, Store } from '../../src/storage/contract.ts';
 import { createJsonlStore } from '../../src/storage/jsonl/jsonl-store.ts';
 import { createSqliteStore } from '../../src/storage/sqlite/sqlite-store.ts';
 import { startOttoProcess, type OttoProcess } from '../support/otto-process.ts';
+import { waitFor } from '../support/wait.ts';
 
 const WRITERS = 8;
 /** Acknowledged writes before the kill (the kill lands while the writers keep going). */
@@ -38,20 +38,6 @@ async function json(url: string, method = 'GET', body?: unknown): Promise<{ stat
   return { status: response.status, body: await response.json().catch(() => undefined) };
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}${last ? ` (${String(last)})` : ''}`);
-    await sleep(100);
-  }
-}
 
 async function all(store: Store, name: string): Promise<Doc[]> {
   const collection = await store.collection({ name, schemaVersion: 1, indexes: [] });
@@ -91,7 +77,7 @@ describe('crash safety', () => {
       }
     };
     const stream = Promise.all(Array.from({ length: WRITERS }, writer));
-    await waitFor('enough acknowledged writes', async () => acked.length >= ACKED_BEFORE_KILL, STREAM_LIMIT_MS);
+    await waitFor('enough acknowledged writes', async () => acked.length >= ACKED_BEFORE_KILL, { timeoutMs: STREAM_LIMIT_MS, intervalMs: 100 });
     await first.kill();
     dead = true;
     await stream;
@@ -115,7 +101,7 @@ describe('crash safety', () => {
     const health = await waitFor('the mirror to catch up after the restart', async () => {
       const { body } = await json(`${second.url}/health`);
       return body.mirrors[0].status === 'ok' && body.mirrors[0].lag === 0 ? body : undefined;
-    });
+    }, { timeoutMs: 60_000, intervalMs: 100 });
     assert.equal(health.mirrors[0].url, `jsonl:${mirrorDir}`);
     // The API serves every acknowledged bot.
     for (const { id, name } of acked.slice(0, 20)) assert.equal((await json(`${second.url}/bots/${id}`)).body.name, name);

@@ -8,12 +8,12 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { createOtto } from '../../src/http/otto.ts';
 import { createJsonlStore } from '../../src/storage/jsonl/jsonl-store.ts';
 import { call } from '../support/otto.ts';
 import { cli } from '../support/cli.ts';
+import { waitFor } from '../support/wait.ts';
 
 const temps: string[] = [];
 after(async () => {
@@ -25,15 +25,6 @@ async function tempDir(prefix: string): Promise<string> {
   return dir;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 
 describe('OTTO_MIRRORS', () => {

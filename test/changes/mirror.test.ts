@@ -10,7 +10,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { collections } from '../../src/domain/collections.ts';
 import { attachChangeLog, Mirror, MirrorSet, MIRRORS_SPEC, isMirrored, type MirrorCursor, type MirrorStatus } from '../../src/storage/changes/index.ts';
 import type { Doc, Store } from '../../src/storage/contract.ts';
@@ -18,6 +17,7 @@ import { createJsonlStore } from '../../src/storage/jsonl/jsonl-store.ts';
 import { createMongoStore } from '../../src/storage/mongodb/mongodb-store.ts';
 import { createSqliteStore } from '../../src/storage/sqlite/sqlite-store.ts';
 import { buildFerretDb, mongoTestTarget, startFerretDb } from '../support/mongodb-server.ts';
+import { waitFor } from '../support/wait.ts';
 
 const mongo = await mongoTestTarget();
 if ('skip' in mongo) process.stderr.write(`${mongo.skip}\n`);
@@ -42,20 +42,6 @@ async function tempDir(prefix: string): Promise<string> {
   return dir;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-    await sleep(50);
-  }
-}
 
 /** Every document of every collection the primary has (except the log's own), by collection, sorted by id. */
 async function dump(store: Store, names?: string[]): Promise<Record<string, Doc[]>> {
@@ -122,7 +108,7 @@ describe('mirrors', () => {
       assert.equal(down.url, `${server.uri}mirror`);
 
       await server.restart();
-      const statuses = await waitFor('the mirror to catch up after the outage', () => caughtUp(mirrors), 60_000);
+      const statuses = await waitFor('the mirror to catch up after the outage', () => caughtUp(mirrors), { timeoutMs: 60_000 });
       assert.equal(statuses[0]!.seq, await log.lastSeq());
       assert.ok(events.some((e) => /is down/.test(e)) && events.some((e) => /is back/.test(e)), events.join('\n'));
 

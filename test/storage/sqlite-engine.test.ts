@@ -1,14 +1,18 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import fs, { fstatSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { DatabaseSync } from 'node:sqlite';
 import { promisify } from 'node:util';
 import { collections } from '../../src/domain/collections.ts';
 import { isStorageError, type Doc } from '../../src/storage/contract.ts';
 import { createSqliteStore, type SqliteStore } from '../../src/storage/sqlite/sqlite-store.ts';
 import { eq } from '../../src/storage/where.ts';
+import { waitFor } from '../support/wait.ts';
 
 const run = promisify(execFile);
 
@@ -24,12 +28,65 @@ describe('sqlite engine specifics', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('creates the file and its folder, in WAL mode with full sync', () => {
+  it('creates the file and its folder, in WAL mode; FULL sync is done by the store, off the event loop', () => {
     const mode = store.database.prepare('PRAGMA journal_mode').get() as { journal_mode: string };
     assert.equal(mode.journal_mode, 'wal');
     const sync = store.database.prepare('PRAGMA synchronous').get() as { synchronous: number };
-    assert.equal(sync.synchronous, 2, 'FULL');
+    assert.equal(sync.synchronous, 1, 'SQLite commits at NORMAL: the store fsyncs the WAL itself');
     assert.equal(store.location, join(dir, 'nested', 'otto.db'));
+  });
+
+  it('acknowledges a write only after the WAL file holding its commit is synced (FULL)', async () => {
+    const items = await store.collection({ name: 'durable', schemaVersion: 1, indexes: [] });
+    const held: Array<{ fd: number; done: (error: NodeJS.ErrnoException | null) => void }> = [];
+    const original = fs.fdatasync;
+    fs.fdatasync = ((fd: number, done: (error: NodeJS.ErrnoException | null) => void) => held.push({ fd, done })) as unknown as typeof fs.fdatasync;
+    syncBuiltinESMExports();
+    try {
+      let acknowledged = false;
+      const first = items.insert({ doc: { id: 'a' } }).then(() => (acknowledged = true));
+      await waitFor('the first commit to be synced', () => held.length === 1);
+      // Committed (another reader sees it) but not yet acknowledged, and nothing else commits meanwhile.
+      assert.equal(new DatabaseSync(store.location, { readOnly: true }).prepare(`SELECT count(*) AS n FROM "durable"`).get()?.n, 1);
+      const second = items.insert({ doc: { id: 'b' } });
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      assert.equal(acknowledged, false, 'not acknowledged before the fsync');
+      assert.equal(held.length, 1, 'the next batch waits for the fsync');
+      assert.equal(fstatSync(held[0]!.fd).ino, statSync(`${store.location}-wal`).ino, 'the WAL file is what gets synced');
+      held[0]!.done(null);
+      await first;
+      await waitFor('the second commit to be synced', () => held.length === 2);
+      // A failed fsync is reported, never swallowed.
+      const error = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+      held[1]!.done(error);
+      const failure = await second.catch((e: unknown) => e);
+      assert.ok(isStorageError(failure, 'UNAVAILABLE'), String(failure));
+      assert.match(failure.message, /could not make them durable/);
+    } finally {
+      fs.fdatasync = original;
+      syncBuiltinESMExports();
+    }
+    // Writes go on once the disk answers again.
+    await items.insert({ doc: { id: 'c' } });
+    assert.equal(await items.count(), 3);
+  });
+
+  it('leaves syncing to SQLite settings when opened with synchronous NORMAL (no fsync per commit)', async () => {
+    const normal = await createSqliteStore({ path: join(dir, 'normal.db'), synchronous: 'NORMAL' });
+    const calls: number[] = [];
+    const original = fs.fdatasync;
+    fs.fdatasync = ((fd: number, done: (error: NodeJS.ErrnoException | null) => void) => (calls.push(fd), original(fd, done))) as unknown as typeof fs.fdatasync;
+    syncBuiltinESMExports();
+    try {
+      const items = await normal.collection({ name: 'fast', schemaVersion: 1, indexes: [] });
+      await items.insert({ doc: { id: 'a' } });
+      assert.equal(calls.length, 0);
+      assert.equal((normal.database.prepare('PRAGMA synchronous').get() as { synchronous: number }).synchronous, 1);
+    } finally {
+      fs.fdatasync = original;
+      syncBuiltinESMExports();
+      await normal.close();
+    }
   });
 
   it('keeps one table per collection holding the JSON document, with declared indexes as real indexes', async () => {

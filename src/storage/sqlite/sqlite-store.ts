@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import {
@@ -65,9 +65,14 @@ export async function createSqliteStore(options: SqliteStoreOptions): Promise<Sq
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const db = new DatabaseSync(path);
     db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
-    if (path !== ':memory:') db.exec('PRAGMA journal_mode = WAL');
-    db.exec(`PRAGMA synchronous = ${options.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
-    return new SqliteStoreImpl(db, path);
+    const wal = path !== ':memory:' && Object.values(db.prepare('PRAGMA journal_mode = WAL').get() ?? {})[0] === 'wal';
+    // FULL durability is kept by the store rather than inside SQLite's COMMIT (whose fsync
+    // would stall the event loop): commits run at NORMAL and the store fsyncs the WAL file on
+    // the thread pool before it acknowledges them (see SqliteStoreImpl.flush). That is the same
+    // guarantee: in WAL mode, FULL is NORMAL plus an fsync of the WAL at each commit.
+    const syncWal = wal && options.synchronous !== 'NORMAL';
+    db.exec(`PRAGMA synchronous = ${syncWal || options.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
+    return new SqliteStoreImpl(db, path, syncWal ? `${path}-wal` : null);
   } catch (error) {
     if (typeof (error as { code?: unknown }).code === 'string' && (error as { code: string }).code.startsWith('E')) {
       throw new StorageError('UNAVAILABLE', `cannot open SQLite database at ${path}: ${(error as Error).message}`, { cause: error });
@@ -88,13 +93,19 @@ class SqliteStoreImpl implements SqliteStore {
   private closed = false;
   private readonly pending: PendingWrite[] = [];
   private flushScheduled = false;
+  /** The WAL file the store fsyncs before acknowledging commits; null when SQLite syncs (or nothing does). */
+  private readonly walPath: string | null;
+  private walFd: number | null = null;
+  /** The committed batch whose WAL fsync is running; no other batch commits meanwhile. */
+  private syncing: { batch: PendingWrite[]; outcomes: Outcome[] } | null = null;
 
   readonly database: DatabaseSync;
   readonly location: string;
 
-  constructor(database: DatabaseSync, location: string) {
+  constructor(database: DatabaseSync, location: string, walPath: string | null) {
     this.database = database;
     this.location = location;
+    this.walPath = walPath;
     this.capabilities = { ...CAPABILITIES, durable: location !== ':memory:', multiProcess: location !== ':memory:' };
   }
 
@@ -132,6 +143,7 @@ class SqliteStoreImpl implements SqliteStore {
     try {
       const result = fn();
       this.database.exec('COMMIT');
+      this.syncWalNow();
       return result;
     } catch (error) {
       try {
@@ -146,10 +158,12 @@ class SqliteStoreImpl implements SqliteStore {
   }
 
   /**
-   * Queues a write to commit together with the other writes queued in the same tick (group
-   * commit): one BEGIN IMMEDIATE … COMMIT, one fsync, each write in its own savepoint so a
-   * failing write (DUPLICATE, CONFLICT …) rolls back alone. Resolves only after the COMMIT,
-   * so nothing is acknowledged before it is durable. Inside `transaction(fn)` it runs inline.
+   * Queues a write to commit together with the other writes queued meanwhile (group commit):
+   * one BEGIN IMMEDIATE … COMMIT, one fsync, each write in its own savepoint so a failing
+   * write (DUPLICATE, CONFLICT …) rolls back alone. Resolves only once the commit is durable
+   * (with FULL, after the WAL fsync), so nothing is acknowledged before it is. Reads may see a
+   * committed write during that fsync, as with any database whose readers see commits.
+   * Inside `transaction(fn)` it runs inline.
    */
   enqueueWrite<R>(fn: () => R): Promise<R> {
     this.assertOpen();
@@ -162,33 +176,107 @@ class SqliteStoreImpl implements SqliteStore {
     }
     return new Promise<R>((resolve, reject) => {
       this.pending.push({ fn, resolve: resolve as (value: unknown) => void, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
+      this.scheduleFlush();
     });
   }
 
-  /** Commits up to MAX_GROUP queued writes in one transaction and settles their promises. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.syncing || this.pending.length === 0) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /**
+   * Commits up to MAX_GROUP queued writes in one transaction, then (FULL) fsyncs the WAL on
+   * the thread pool while the event loop goes on, settling the writes when the fsync is done;
+   * writes queued meanwhile wait and commit together once it is.
+   */
   private flush(): void {
     this.flushScheduled = false;
-    const batch = this.pending.splice(0, MAX_GROUP);
-    if (this.pending.length > 0) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
+    if (this.syncing) return;
+    const committed = this.commitBatch();
+    if (!committed) return this.scheduleFlush();
+    if (this.walPath === null) {
+      settle(committed.batch, committed.outcomes);
+      return this.scheduleFlush();
     }
-    if (batch.length === 0) return;
-    if (this.closed) {
-      for (const w of batch) w.reject(new StorageError('UNAVAILABLE', 'SQLite store is closed'));
+    this.syncing = committed;
+    let fd: number;
+    try {
+      fd = this.openWal();
+    } catch (error) {
+      return this.synced(committed, error);
+    }
+    fdatasync(fd, (error) => this.synced(committed, error));
+  }
+
+  /** Settles a batch once its fsync is done (or failed), then lets the next batch commit. */
+  private synced(committed: { batch: PendingWrite[]; outcomes: Outcome[] }, error: unknown): void {
+    if (this.syncing !== committed) {
+      // close() made it durable and settled it already; the descriptor waited for this fsync.
+      if (this.closed) this.closeWal();
       return;
     }
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    this.syncing = null;
+    if (error) {
+      const failure = new StorageError('UNAVAILABLE', `SQLite committed writes but could not make them durable (fsync of the WAL failed: ${(error as Error).message}); they may be lost on power failure`, { cause: error });
+      for (const w of committed.batch) w.reject(failure);
+    } else {
+      settle(committed.batch, committed.outcomes);
+    }
+    if (this.closed) this.closeWal();
+    else this.scheduleFlush();
+  }
+
+  /** The WAL file's descriptor, opened on first use (the WAL exists once a commit wrote to it). */
+  private openWal(): number {
+    if (this.walFd === null) this.walFd = openSync(this.walPath!, 'r');
+    return this.walFd;
+  }
+
+  /**
+   * fsyncs the WAL now, blocking (`transaction()` and `close()`, which are synchronous). A WAL
+   * file that does not exist holds nothing to sync (a transaction that wrote nothing). Throws UNAVAILABLE.
+   */
+  private syncWalNow(): void {
+    if (this.walPath === null) return;
+    try {
+      fdatasyncSync(this.openWal());
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && this.walFd === null) return;
+      throw new StorageError('UNAVAILABLE', `SQLite committed but could not make the commit durable (fsync of the WAL failed: ${(error as Error).message})`, { cause: error });
+    }
+  }
+
+  private closeWal(): void {
+    if (this.walFd === null) return;
+    try {
+      closeSync(this.walFd);
+    } catch {
+      // Already closed.
+    }
+    this.walFd = null;
+  }
+
+  /**
+   * Runs up to MAX_GROUP queued writes in one transaction and commits it. Returns the batch and
+   * each write's outcome, or null when there was nothing to commit or the transaction failed
+   * (its writes are then rejected).
+   */
+  private commitBatch(): { batch: PendingWrite[]; outcomes: Outcome[] } | null {
+    const batch = this.pending.splice(0, MAX_GROUP);
+    if (batch.length === 0) return null;
+    if (this.closed) {
+      for (const w of batch) w.reject(new StorageError('UNAVAILABLE', 'SQLite store is closed'));
+      return null;
+    }
+    const outcomes: Outcome[] = [];
     try {
       this.database.exec('BEGIN IMMEDIATE');
     } catch (error) {
       const failure = translateSqliteError(error, 'cannot start a write transaction');
       for (const w of batch) w.reject(failure);
-      return;
+      return null;
     }
     this.depth = 1;
     try {
@@ -213,15 +301,11 @@ class SqliteStoreImpl implements SqliteStore {
       }
       const failure = translateSqliteError(error, 'SQLite commit failed');
       for (const w of batch) w.reject(failure);
-      return;
+      return null;
     } finally {
       this.depth = 0;
     }
-    batch.forEach((w, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) w.resolve(outcome.value);
-      else w.reject(outcome.error);
-    });
+    return { batch, outcomes };
   }
 
   async collection<T extends StoredMeta = Doc>(spec: CollectionSpec): Promise<Collection<T>> {
@@ -289,8 +373,25 @@ class SqliteStoreImpl implements SqliteStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    while (this.pending.length > 0) this.flush();
+    // Whatever is queued commits now, and everything committed is made durable before closing.
+    const committed: Array<{ batch: PendingWrite[]; outcomes: Outcome[] }> = this.syncing ? [this.syncing] : [];
+    while (this.pending.length > 0) {
+      const c = this.commitBatch();
+      if (c) committed.push(c);
+    }
     this.closed = true;
+    let failure: unknown;
+    try {
+      if (committed.length > 0) this.syncWalNow();
+    } catch (error) {
+      failure = error;
+    }
+    for (const c of committed) {
+      if (failure) for (const w of c.batch) w.reject(failure);
+      else settle(c.batch, c.outcomes);
+    }
+    if (this.syncing) this.syncing = null; // its fsync callback closes the descriptor
+    else this.closeWal();
     this.statements.clear();
     try {
       this.database.close();
@@ -586,6 +687,17 @@ class SqliteCollection<T extends StoredMeta> implements Collection<T> {
 
 /** Most writes committed together in one group commit. */
 const MAX_GROUP = 256;
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** Resolves or rejects each write of a committed batch with its outcome. */
+function settle(batch: PendingWrite[], outcomes: Outcome[]): void {
+  batch.forEach((w, i) => {
+    const outcome = outcomes[i]!;
+    if (outcome.ok) w.resolve(outcome.value);
+    else w.reject(outcome.error);
+  });
+}
 
 interface PendingWrite {
   fn: () => unknown;
