@@ -79,6 +79,8 @@ export async function createOtto(args: {
     // Started now, or (when the primary was unreachable at startup) once it is back.
     if (!degraded?.degradedStatus().active) await startIntegrations();
     opened.onRecovered = async () => {
+      // Replaying the spool may have renumbered messages written meanwhile.
+      ready.conversations.forgetWindows();
       await ready.registry.rehydrate();
       await startIntegrations();
     };

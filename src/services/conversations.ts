@@ -33,6 +33,21 @@ export interface MessagePage {
 }
 
 const MAX_APPEND_ATTEMPTS = 50;
+/** How long a conversation's window is served from memory before it is read again in full. */
+const WINDOW_TTL_MS = 60_000;
+/** Conversations whose windows are kept (least recently used go first). */
+const MAX_CACHED_WINDOWS = 256;
+/** Windows whose messages hold more text than this are not kept. */
+const MAX_CACHED_WINDOW_CHARS = 256 * 1024;
+
+/** A conversation's latest messages as this process last knew them. */
+interface CachedWindow {
+  /** Oldest first, at most `limit`, contiguous up to the conversation's latest offset when read. */
+  messages: Message[];
+  limit: number;
+  /** When it was last read in full. */
+  readAt: number;
+}
 
 /** Conversations and their messages, scoped to the caller. */
 export class ConversationService {
@@ -40,6 +55,8 @@ export class ConversationService {
   private readonly messages: Collection<Message>;
   /** Live message delivery (server-sent events). */
   readonly feed: MessageFeed;
+  /** Recent windows by conversation id, in least-recently-used order; see `window`. */
+  private readonly windows = new Map<string, CachedWindow>();
 
   private constructor(conversations: Collection<Conversation>, messages: Collection<Message>, pollMs: number) {
     this.conversations = conversations;
@@ -113,10 +130,65 @@ export class ConversationService {
     return { items, older_before: first !== undefined && first > 1 ? first : null, last_offset: last };
   }
 
-  /** The latest `limit` messages, oldest first: a turn's window. Never reads more. */
+  /**
+   * The latest `limit` messages, oldest first: a turn's window. Never reads more. A window read
+   * in full within the last minute is kept in memory (with this process's appends), and only
+   * the messages after its last offset are read: an indexed read that usually finds none, which
+   * brings in messages other processes wrote (offsets only grow). Changes other processes make
+   * to messages already in it (e.g. retention deleting them) show within that minute.
+   * Throws StorageError.
+   */
   async window(conversationId: string, limit: number): Promise<Message[]> {
-    const page = await this.messages.find({ where: eq('conversation_id', conversationId), sort: [{ field: 'offset', direction: 'desc' }], limit });
-    return page.items.reverse();
+    const now = Date.now();
+    const cached = this.windows.get(conversationId);
+    const known = cached && cached.limit === limit && now - cached.readAt < WINDOW_TTL_MS ? cached.messages : null;
+    const newer = known ? await this.readAfter(conversationId, known.at(-1)?.offset ?? 0, limit) : null;
+    let messages: Message[];
+    let readAt = now;
+    if (known && newer && newer.length < limit) {
+      // Fewer than a window's worth arrived since: they are all of them (a full window may not be).
+      messages = newer.length === 0 ? known : [...known, ...newer].slice(-limit);
+      readAt = cached!.readAt;
+    } else {
+      const page = await this.messages.find({ where: eq('conversation_id', conversationId), sort: [{ field: 'offset', direction: 'desc' }], limit });
+      messages = page.items.reverse();
+    }
+    // A window changed by this process's writes while reading is not kept: the next turn reads it again.
+    if (known && this.windows.get(conversationId)?.messages !== known) this.windows.delete(conversationId);
+    else this.keepWindow(conversationId, { messages, limit, readAt });
+    return messages.slice();
+  }
+
+  /**
+   * Forgets every window kept in memory: each is read again in full at its next turn. For when
+   * stored messages may have moved (a degraded-mode recovery renumbers messages whose offset was taken).
+   */
+  forgetWindows(): void {
+    this.windows.clear();
+  }
+
+  /** Remembers a window (most recently used last), unless it is too large; evicts the least recently used beyond the cap. */
+  private keepWindow(conversationId: string, window: CachedWindow): void {
+    this.windows.delete(conversationId);
+    let chars = 0;
+    for (const m of window.messages) chars += m.content.length;
+    if (chars > MAX_CACHED_WINDOW_CHARS) return;
+    this.windows.set(conversationId, window);
+    if (this.windows.size > MAX_CACHED_WINDOWS) this.windows.delete(this.windows.keys().next().value!);
+  }
+
+  /**
+   * Keeps a cached window current after this process stored `message`: appended when it is the
+   * next offset, replaced when it is already there; otherwise the window is forgotten (read again next time).
+   */
+  private updateWindow(message: Message): void {
+    const cached = this.windows.get(message.conversation_id);
+    if (!cached) return;
+    const last = cached.messages.at(-1)?.offset ?? 0;
+    const at = cached.messages.findIndex((m) => m.offset === message.offset);
+    if (at >= 0) cached.messages = cached.messages.map((m, i) => (i === at ? message : m));
+    else if (message.offset === last + 1) cached.messages = [...cached.messages, message].slice(-cached.limit);
+    else this.windows.delete(message.conversation_id);
   }
 
   /**
@@ -148,6 +220,7 @@ export class ConversationService {
             meta_data: message.meta_data ?? {},
           },
         });
+        this.updateWindow(stored);
         this.feed.notify(conversation.id);
         return stored;
       } catch (error) {
@@ -160,7 +233,9 @@ export class ConversationService {
 
   /** Records what went wrong on a stored message (e.g. a provider failure). Returns the updated message. */
   async recordError(args: { message: Message; step: AgentStep }): Promise<Message> {
-    return this.messages.update({ id: args.message.id, patch: { agent_steps: [...args.message.agent_steps, args.step] } });
+    const updated = await this.messages.update({ id: args.message.id, patch: { agent_steps: [...args.message.agent_steps, args.step] } });
+    this.updateWindow(updated);
+    return updated;
   }
 
   /** Saves conversation state after a turn (journey progress, last offset hint). */
