@@ -33,6 +33,8 @@ describe('sqlite engine specifics', () => {
     assert.equal(mode.journal_mode, 'wal');
     const sync = store.database.prepare('PRAGMA synchronous').get() as { synchronous: number };
     assert.equal(sync.synchronous, 1, 'SQLite commits at NORMAL: the store fsyncs the WAL itself');
+    const checkpoint = store.database.prepare('PRAGMA wal_autocheckpoint').get() as { wal_autocheckpoint: number };
+    assert.equal(checkpoint.wal_autocheckpoint, 8000, 'checkpoints every ~32 MB of WAL');
     assert.equal(store.location, join(dir, 'nested', 'otto.db'));
   });
 
