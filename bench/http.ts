@@ -2,7 +2,9 @@
  * `npm run bench -- http`: chat throughput over HTTP. Otto (`otto serve`, SQLite in a fresh
  * temp data dir, FULL sync, offline replies) in a child process, against a bare Fastify app
  * (bench/support/bare-http-server.ts, also a child) whose one route does ONE raw insert into
- * a node:sqlite table with the same pragmas. Both are hit the same way:
+ * a node:sqlite table in WAL mode with the same durability (FULL: every acknowledged write's
+ * WAL fsynced; SQLite does it in the bare route's COMMIT, Otto's store on the thread pool)
+ * and busy timeout; SQLite's default checkpoint interval there. Both are hit the same way:
  * `POST /conversations/:id/messages` with `{content}` from a closed-loop generator
  * (node:http keep-alive Agent, C concurrent connections), round-robin over N conversations.
  *
@@ -22,7 +24,7 @@ import { parseBenchArgs } from './support/args.ts';
 const usage = `Usage: npm run bench -- http [--flags]
 
 Otto's POST /conversations/:id/messages (user message stored, offline reply, reply stored)
-against a bare Fastify route doing one raw node:sqlite insert per request, same pragmas
+against a bare Fastify route doing one raw node:sqlite insert per request, same durability
 (WAL, synchronous FULL), each server in its own child process, hit by the same closed-loop
 load (keep-alive connections, round-robin over conversations). One JSON line:
   otto_req_per_s, otto_p50_ms, otto_p99_ms   Otto: 2xx responses per second, latency

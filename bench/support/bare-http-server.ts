@@ -1,8 +1,9 @@
 /**
  * The baseline of `npm run bench -- http`: a bare Fastify app whose one route,
  * `POST /conversations/:id/messages` with `{content}`, does ONE raw insert into a node:sqlite
- * table (autocommit, so one transaction) with Otto's pragmas (busy_timeout 5000, WAL,
- * synchronous FULL unless told otherwise) and answers 201 with the stored row.
+ * table (autocommit, so one transaction) with Otto's durability (busy_timeout 5000, WAL,
+ * synchronous FULL unless told otherwise, SQLite syncing inside each COMMIT) and answers 201
+ * with the stored row.
  *
  * Usage: node bench/support/bare-http-server.ts <database file> [FULL|NORMAL]
  * Listens on 127.0.0.1 on a port the OS picks, prints `pragmas …` then `listening <url>` on

@@ -38,54 +38,61 @@ describe('sqlite engine specifics', () => {
     assert.equal(store.location, join(dir, 'nested', 'otto.db'));
   });
 
-  it('acknowledges a write only after the WAL file holding its commit is synced (FULL)', async () => {
+  it('acknowledges writes only after the WAL file holding their commit is synced off the event loop (FULL)', async () => {
     const items = await store.collection({ name: 'durable', schemaVersion: 1, indexes: [] });
     const held: Array<{ fd: number; done: (error: NodeJS.ErrnoException | null) => void }> = [];
     const original = fs.fdatasync;
     fs.fdatasync = ((fd: number, done: (error: NodeJS.ErrnoException | null) => void) => held.push({ fd, done })) as unknown as typeof fs.fdatasync;
     syncBuiltinESMExports();
     try {
-      let acknowledged = false;
-      const first = items.insert({ doc: { id: 'a' } }).then(() => (acknowledged = true));
+      let acknowledged = 0;
+      // Two writes queued together: one commit, one fsync on the thread pool.
+      const first = Promise.all(['a1', 'a2'].map((id) => items.insert({ doc: { id } }).then(() => acknowledged++)));
       await waitFor('the first commit to be synced', () => held.length === 1);
       // Committed (another reader sees it) but not yet acknowledged, and nothing else commits meanwhile.
-      assert.equal(new DatabaseSync(store.location, { readOnly: true }).prepare(`SELECT count(*) AS n FROM "durable"`).get()?.n, 1);
-      const second = items.insert({ doc: { id: 'b' } });
+      assert.equal(new DatabaseSync(store.location, { readOnly: true }).prepare(`SELECT count(*) AS n FROM "durable"`).get()?.n, 2);
+      const second = ['b1', 'b2'].map((id) => items.insert({ doc: { id } }).catch((e: unknown) => e));
       await new Promise((resolve) => setTimeout(resolve, 30));
-      assert.equal(acknowledged, false, 'not acknowledged before the fsync');
+      assert.equal(acknowledged, 0, 'not acknowledged before the fsync');
       assert.equal(held.length, 1, 'the next batch waits for the fsync');
       assert.equal(fstatSync(held[0]!.fd).ino, statSync(`${store.location}-wal`).ino, 'the WAL file is what gets synced');
       held[0]!.done(null);
       await first;
+      assert.equal(acknowledged, 2);
       await waitFor('the second commit to be synced', () => held.length === 2);
       // A failed fsync is reported, never swallowed.
-      const error = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
-      held[1]!.done(error);
-      const failure = await second.catch((e: unknown) => e);
-      assert.ok(isStorageError(failure, 'UNAVAILABLE'), String(failure));
-      assert.match(failure.message, /could not make them durable/);
+      held[1]!.done(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+      for (const failure of await Promise.all(second)) {
+        assert.ok(isStorageError(failure, 'UNAVAILABLE'), String(failure));
+        assert.match(failure.message, /could not make them durable/);
+      }
     } finally {
       fs.fdatasync = original;
       syncBuiltinESMExports();
     }
     // Writes go on once the disk answers again.
     await items.insert({ doc: { id: 'c' } });
-    assert.equal(await items.count(), 3);
+    assert.equal(await items.count(), 5);
   });
 
   it('leaves syncing to SQLite settings when opened with synchronous NORMAL (no fsync per commit)', async () => {
     const normal = await createSqliteStore({ path: join(dir, 'normal.db'), synchronous: 'NORMAL' });
     const calls: number[] = [];
-    const original = fs.fdatasync;
-    fs.fdatasync = ((fd: number, done: (error: NodeJS.ErrnoException | null) => void) => (calls.push(fd), original(fd, done))) as unknown as typeof fs.fdatasync;
+    const original = { fdatasync: fs.fdatasync, fdatasyncSync: fs.fdatasyncSync };
+    fs.fdatasync = ((fd: number, done: (error: NodeJS.ErrnoException | null) => void) => (calls.push(fd), original.fdatasync(fd, done))) as unknown as typeof fs.fdatasync;
+    fs.fdatasyncSync = ((fd: number) => (calls.push(fd), original.fdatasyncSync(fd))) as typeof fs.fdatasyncSync;
     syncBuiltinESMExports();
     try {
       const items = await normal.collection({ name: 'fast', schemaVersion: 1, indexes: [] });
       await items.insert({ doc: { id: 'a' } });
+      await Promise.all(['b', 'c'].map((id) => items.insert({ doc: { id } })));
       assert.equal(calls.length, 0);
       assert.equal((normal.database.prepare('PRAGMA synchronous').get() as { synchronous: number }).synchronous, 1);
+      assert.equal(normal.synchronous, 'NORMAL');
+      assert.equal(store.synchronous, 'FULL');
     } finally {
-      fs.fdatasync = original;
+      fs.fdatasync = original.fdatasync;
+      fs.fdatasyncSync = original.fdatasyncSync;
       syncBuiltinESMExports();
       await normal.close();
     }
