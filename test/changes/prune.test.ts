@@ -233,7 +233,12 @@ describe('otto serve prunes its change log', () => {
       const otto = await scope.start({ dataDir: join(dir, 'data'), env, label: 'pruning' });
       const ids: string[] = [];
       for (let i = 0; i < 15; i++) ids.push((await api(otto.url, 'POST', '/bots', { name: `Bot ${i}` })).json.id);
-      const { value: pruned } = await pollUntil(15_000, async () => (/change log: pruned \d+ record\(s\)/.test(otto.stderr()) ? true : undefined), 100);
+      // A prune that ran before the mirror read the bots' records could not remove them: wait
+      // for the mirror to catch up, then for a prune after that.
+      const { value: caughtUp } = await pollUntil(15_000, async () => ((await api(otto.url, 'GET', '/health')).json?.mirrors?.[0]?.lag === 0 ? true : undefined), 50);
+      assert.ok(caughtUp, 'the mirror catches up');
+      const before = otto.stderr().length;
+      const { value: pruned } = await pollUntil(15_000, async () => (/change log: pruned \d+ record\(s\)/.test(otto.stderr().slice(before)) ? true : undefined), 100);
       assert.ok(pruned, `serve reports a prune: ${otto.stderr()}`);
       await otto.stop();
       const db = await createSqliteStore({ path: join(dir, 'data', 'otto.db') });

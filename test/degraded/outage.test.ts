@@ -77,11 +77,13 @@ async function mirrorCaughtUp(url: string): Promise<void> {
 
 /** Waits until /health says degraded mode is over. */
 async function recovered(url: string): Promise<any> {
+  let last: unknown;
   const { value } = await pollUntil(RECOVERY_LIMIT_MS, async () => {
     const health = await api(url, 'GET', '/health');
+    last = health.json?.degraded ?? health.text;
     return health.json?.degraded?.active === false ? health.json : undefined;
   }, 100);
-  assert.ok(value, 'degraded mode ends once the server is back');
+  assert.ok(value, `degraded mode ends once the server is back; /health still says ${JSON.stringify(last)}`);
   return value;
 }
 
