@@ -75,6 +75,43 @@ describe('sqlite engine specifics', () => {
     assert.equal(await items.count(), 5);
   });
 
+  it('syncs inline once writes come one at a time, and reports a failed sync', async () => {
+    const serial = await createSqliteStore({ path: join(dir, 'serial.db') });
+    const items = await serial.collection({ name: 'lone', schemaVersion: 1, indexes: [] });
+    const calls = { inline: [] as number[], pool: 0 };
+    let fail = false;
+    const original = { fdatasync: fs.fdatasync, fdatasyncSync: fs.fdatasyncSync };
+    fs.fdatasync = ((fd: number, done: (error: NodeJS.ErrnoException | null) => void) => (calls.pool++, original.fdatasync(fd, done))) as unknown as typeof fs.fdatasync;
+    fs.fdatasyncSync = ((fd: number) => {
+      calls.inline.push(fd);
+      if (fail) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+      original.fdatasyncSync(fd);
+    }) as typeof fs.fdatasyncSync;
+    syncBuiltinESMExports();
+    try {
+      for (let i = 0; i < 20; i++) await items.insert({ doc: { id: `warm-${i}` } });
+      calls.inline.length = 0;
+      calls.pool = 0;
+      for (let i = 0; i < 10; i++) await items.insert({ doc: { id: `one-${i}` } });
+      assert.equal(calls.pool, 0, 'no hand-off to the thread pool');
+      assert.equal(calls.inline.length, 10, 'each write synced before it was acknowledged');
+      assert.equal(fstatSync(calls.inline[0]!).ino, statSync(`${serial.location}-wal`).ino);
+      fail = true;
+      const failure = await items.insert({ doc: { id: 'lost' } }).catch((e: unknown) => e);
+      assert.ok(isStorageError(failure, 'UNAVAILABLE'), String(failure));
+      assert.match(failure.message, /could not make them durable/);
+      fail = false;
+      // Many writes at once go back to the thread pool.
+      for (let round = 0; round < 20; round++) await Promise.all(Array.from({ length: 20 }, (_, i) => items.insert({ doc: { id: `many-${round}-${i}` } })));
+      assert.ok(calls.pool > 0, 'concurrent writes are synced off the event loop');
+    } finally {
+      fs.fdatasync = original.fdatasync;
+      fs.fdatasyncSync = original.fdatasyncSync;
+      syncBuiltinESMExports();
+      await serial.close();
+    }
+  });
+
   it('leaves syncing to SQLite settings when opened with synchronous NORMAL (no fsync per commit)', async () => {
     const normal = await createSqliteStore({ path: join(dir, 'normal.db'), synchronous: 'NORMAL' });
     const calls: number[] = [];

@@ -106,6 +106,8 @@ class SqliteStoreImpl implements SqliteStore {
   /** The WAL file the store fsyncs before acknowledging commits; null when SQLite syncs (or nothing does). */
   private readonly walPath: string | null;
   private walFd: number | null = null;
+  /** Moving average of the writes per commit (plus those already waiting): about 1 when writes come one at a time; starts high, so about 15 lone commits in a row are needed to sync inline. */
+  private averageBatch = 2 * SERIAL_BATCH_AVERAGE; // concurrent until shown otherwise
   /** The committed batch whose WAL fsync is running; no other batch commits meanwhile. */
   private syncing: { batch: PendingWrite[]; outcomes: Outcome[] } | null = null;
 
@@ -201,9 +203,11 @@ class SqliteStoreImpl implements SqliteStore {
   /**
    * Commits up to MAX_GROUP queued writes in one transaction, then (FULL) fsyncs the WAL on
    * the thread pool while the event loop goes on, settling the writes when the fsync is done;
-   * writes queued meanwhile wait and commit together once it is. (A write that comes alone
-   * pays for the hand-off to the thread pool and back, a few tens of microseconds; syncing lone
-   * writes inline instead was tried, and made a loaded server's throughput erratic.)
+   * writes queued meanwhile wait and commit together once it is. When writes have been coming
+   * one at a time for a while (the recent average batch is about one write), the WAL is synced
+   * inline instead, as SQLite's own FULL would: there, the hand-off to the thread pool and back
+   * only adds latency. (Syncing every lone write inline was tried: it made a loaded server's
+   * throughput erratic, hence the average.)
    */
   private flush(): void {
     this.flushScheduled = false;
@@ -213,6 +217,17 @@ class SqliteStoreImpl implements SqliteStore {
     if (this.walPath === null) {
       settle(committed.batch, committed.outcomes);
       return this.scheduleFlush();
+    }
+    this.averageBatch += (committed.batch.length + this.pending.length - this.averageBatch) * BATCH_AVERAGE_WEIGHT;
+    if (this.averageBatch < SERIAL_BATCH_AVERAGE) {
+      let failure: unknown;
+      try {
+        this.syncWalNow();
+      } catch (error) {
+        failure = error;
+      }
+      this.syncing = committed;
+      return this.synced(committed, failure);
     }
     this.syncing = committed;
     let fd: number;
@@ -701,6 +716,10 @@ class SqliteCollection<T extends StoredMeta> implements Collection<T> {
 
 /** Most writes committed together in one group commit. */
 const MAX_GROUP = 256;
+/** Weight of the newest commit in `averageBatch` (about the last 10 commits count). */
+const BATCH_AVERAGE_WEIGHT = 0.1;
+/** Below this average batch, writes count as coming one at a time and are synced inline. */
+const SERIAL_BATCH_AVERAGE = 1.5;
 /** WAL pages (4 KiB each) after which a commit checkpoints the WAL into the database file. */
 const WAL_CHECKPOINT_PAGES = 8000;
 
