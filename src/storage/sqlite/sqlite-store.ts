@@ -1,9 +1,10 @@
-import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import {
   MAX_AGGREGATE_GROUPS,
   StorageError,
+  isStorageError,
   type AggregateOptions,
   type AggregateRow,
   type Capabilities,
@@ -76,13 +77,14 @@ export async function createSqliteStore(options: SqliteStoreOptions): Promise<Sq
     // would stall the event loop): commits run at NORMAL and the store fsyncs the WAL file on
     // the thread pool before it acknowledges them (see SqliteStoreImpl.flush). That is the same
     // guarantee: in WAL mode, FULL is NORMAL plus an fsync of the WAL at each commit.
-    const syncWal = wal && options.synchronous !== 'NORMAL';
+    const synchronous = options.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL';
+    const syncWal = wal && synchronous === 'FULL';
     // Checkpoint (copy the WAL into the database file) every ~32 MB of WAL rather than SQLite's
     // ~4 MB: a checkpoint runs inside the COMMIT that crosses the mark, on the event loop, and
     // pages written again and again (index leaves, counters) are copied once per checkpoint.
     if (wal) db.exec(`PRAGMA wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
-    db.exec(`PRAGMA synchronous = ${syncWal || options.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
-    return new SqliteStoreImpl(db, path, syncWal ? `${path}-wal` : null, options.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL');
+    db.exec(`PRAGMA synchronous = ${syncWal ? 'NORMAL' : synchronous}`);
+    return new SqliteStoreImpl(db, path, syncWal ? `${path}-wal` : null, synchronous);
   } catch (error) {
     if (typeof (error as { code?: unknown }).code === 'string' && (error as { code: string }).code.startsWith('E')) {
       throw new StorageError('UNAVAILABLE', `cannot open SQLite database at ${path}: ${(error as Error).message}`, { cause: error });
@@ -206,8 +208,8 @@ class SqliteStoreImpl implements SqliteStore {
    * writes queued meanwhile wait and commit together once it is. When writes have been coming
    * one at a time for a while (the recent average batch is about one write), the WAL is synced
    * inline instead, as SQLite's own FULL would: there, the hand-off to the thread pool and back
-   * only adds latency. (Syncing every lone write inline was tried: it made a loaded server's
-   * throughput erratic, hence the average.)
+   * only adds latency. (An average, not each lone write: syncing every lone write inline made
+   * a loaded server's throughput erratic.)
    */
   private flush(): void {
     this.flushScheduled = false;
@@ -219,36 +221,29 @@ class SqliteStoreImpl implements SqliteStore {
       return this.scheduleFlush();
     }
     this.averageBatch += (committed.batch.length + this.pending.length - this.averageBatch) * BATCH_AVERAGE_WEIGHT;
-    if (this.averageBatch < SERIAL_BATCH_AVERAGE) {
-      let failure: unknown;
-      try {
-        this.syncWalNow();
-      } catch (error) {
-        failure = error;
-      }
-      this.syncing = committed;
-      return this.synced(committed, failure);
-    }
     this.syncing = committed;
     let fd: number;
     try {
+      if (this.averageBatch < SERIAL_BATCH_AVERAGE) {
+        this.syncWalNow();
+        return this.synced(committed, null);
+      }
       fd = this.openWal();
     } catch (error) {
       return this.synced(committed, error);
     }
-    fdatasync(fd, (error) => this.synced(committed, error));
+    fdatasync(fd, (error) => this.synced(committed, error && walSyncFailed(error)));
   }
 
-  /** Settles a batch once its fsync is done (or failed), then lets the next batch commit. */
-  private synced(committed: { batch: PendingWrite[]; outcomes: Outcome[] }, error: unknown): void {
+  /** Settles a batch once its fsync is done (or failed with `failure`), then lets the next batch commit. */
+  private synced(committed: { batch: PendingWrite[]; outcomes: Outcome[] }, failure: unknown): void {
     if (this.syncing !== committed) {
       // close() made it durable and settled it already; the descriptor waited for this fsync.
       if (this.closed) this.closeWal();
       return;
     }
     this.syncing = null;
-    if (error) {
-      const failure = new StorageError('UNAVAILABLE', `SQLite committed writes but could not make them durable (fsync of the WAL failed: ${(error as Error).message}); they may be lost on power failure`, { cause: error });
+    if (failure) {
       for (const w of committed.batch) w.reject(failure);
     } else {
       settle(committed.batch, committed.outcomes);
@@ -257,9 +252,13 @@ class SqliteStoreImpl implements SqliteStore {
     else this.scheduleFlush();
   }
 
-  /** The WAL file's descriptor, opened on first use (the WAL exists once a commit wrote to it). */
+  /** The WAL file's descriptor, opened on first use (the WAL exists once a commit wrote to it). Throws UNAVAILABLE. */
   private openWal(): number {
-    if (this.walFd === null) this.walFd = openSync(this.walPath!, 'r');
+    try {
+      this.walFd ??= openSync(this.walPath!, 'r');
+    } catch (error) {
+      throw walSyncFailed(error);
+    }
     return this.walFd;
   }
 
@@ -269,11 +268,11 @@ class SqliteStoreImpl implements SqliteStore {
    */
   private syncWalNow(): void {
     if (this.walPath === null) return;
+    if (this.walFd === null && !existsSync(this.walPath)) return;
     try {
       fdatasyncSync(this.openWal());
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && this.walFd === null) return;
-      throw new StorageError('UNAVAILABLE', `SQLite committed but could not make the commit durable (fsync of the WAL failed: ${(error as Error).message})`, { cause: error });
+      throw isStorageError(error) ? error : walSyncFailed(error);
     }
   }
 
@@ -724,6 +723,11 @@ const SERIAL_BATCH_AVERAGE = 1.5;
 const WAL_CHECKPOINT_PAGES = 8000;
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** The error of writes whose commit could not be made durable (opening or fsyncing the WAL failed). */
+function walSyncFailed(error: unknown): StorageError {
+  return new StorageError('UNAVAILABLE', `SQLite committed writes but could not make them durable (fsync of the WAL failed: ${(error as Error).message}); they may be lost on power failure`, { cause: error });
+}
 
 /** Resolves or rejects each write of a committed batch with its outcome. */
 function settle(batch: PendingWrite[], outcomes: Outcome[]): void {
