@@ -40,11 +40,8 @@ describe('sqlite engine specifics', () => {
 
   it('acknowledges writes only after the WAL file holding their commit is synced off the event loop (FULL)', async () => {
     const items = await store.collection({ name: 'durable', schemaVersion: 1, indexes: [] });
-    const held: Array<{ fd: number; done: (error: NodeJS.ErrnoException | null) => void }> = [];
-    const original = fs.fdatasync;
-    fs.fdatasync = ((fd: number, done: (error: NodeJS.ErrnoException | null) => void) => held.push({ fd, done })) as unknown as typeof fs.fdatasync;
-    syncBuiltinESMExports();
-    try {
+    const held: Array<{ fd: number; done: SyncCallback }> = [];
+    await withWalSync({ fdatasync: (fd, done) => void held.push({ fd, done }) }, async () => {
       let acknowledged = 0;
       // Two writes queued together: one commit, one fsync on the thread pool.
       const first = Promise.all(['a1', 'a2'].map((id) => items.insert({ doc: { id } }).then(() => acknowledged++)));
@@ -66,10 +63,7 @@ describe('sqlite engine specifics', () => {
         assert.ok(isStorageError(failure, 'UNAVAILABLE'), String(failure));
         assert.match(failure.message, /could not make them durable/);
       }
-    } finally {
-      fs.fdatasync = original;
-      syncBuiltinESMExports();
-    }
+    });
     // Writes go on once the disk answers again.
     await items.insert({ doc: { id: 'c' } });
     assert.equal(await items.count(), 5);
@@ -80,15 +74,14 @@ describe('sqlite engine specifics', () => {
     const items = await serial.collection({ name: 'lone', schemaVersion: 1, indexes: [] });
     const calls = { inline: [] as number[], pool: 0 };
     let fail = false;
-    const original = { fdatasync: fs.fdatasync, fdatasyncSync: fs.fdatasyncSync };
-    fs.fdatasync = ((fd: number, done: (error: NodeJS.ErrnoException | null) => void) => (calls.pool++, original.fdatasync(fd, done))) as unknown as typeof fs.fdatasync;
-    fs.fdatasyncSync = ((fd: number) => {
+    const { fdatasync, fdatasyncSync } = fs;
+    const pool = (fd: number, done: SyncCallback) => (calls.pool++, fdatasync(fd, done));
+    const inline = (fd: number) => {
       calls.inline.push(fd);
       if (fail) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
-      original.fdatasyncSync(fd);
-    }) as typeof fs.fdatasyncSync;
-    syncBuiltinESMExports();
-    try {
+      fdatasyncSync(fd);
+    };
+    await withWalSync({ fdatasync: pool, fdatasyncSync: inline }, async () => {
       for (let i = 0; i < 20; i++) await items.insert({ doc: { id: `warm-${i}` } });
       calls.inline.length = 0;
       calls.pool = 0;
@@ -104,22 +97,15 @@ describe('sqlite engine specifics', () => {
       // Many writes at once go back to the thread pool.
       for (let round = 0; round < 20; round++) await Promise.all(Array.from({ length: 20 }, (_, i) => items.insert({ doc: { id: `many-${round}-${i}` } })));
       assert.ok(calls.pool > 0, 'concurrent writes are synced off the event loop');
-    } finally {
-      fs.fdatasync = original.fdatasync;
-      fs.fdatasyncSync = original.fdatasyncSync;
-      syncBuiltinESMExports();
-      await serial.close();
-    }
+    }).finally(() => serial.close());
   });
 
   it('leaves syncing to SQLite settings when opened with synchronous NORMAL (no fsync per commit)', async () => {
     const normal = await createSqliteStore({ path: join(dir, 'normal.db'), synchronous: 'NORMAL' });
     const calls: number[] = [];
-    const original = { fdatasync: fs.fdatasync, fdatasyncSync: fs.fdatasyncSync };
-    fs.fdatasync = ((fd: number, done: (error: NodeJS.ErrnoException | null) => void) => (calls.push(fd), original.fdatasync(fd, done))) as unknown as typeof fs.fdatasync;
-    fs.fdatasyncSync = ((fd: number) => (calls.push(fd), original.fdatasyncSync(fd))) as typeof fs.fdatasyncSync;
-    syncBuiltinESMExports();
-    try {
+    const { fdatasync, fdatasyncSync } = fs;
+    const record = { fdatasync: (fd: number, done: SyncCallback) => (calls.push(fd), fdatasync(fd, done)), fdatasyncSync: (fd: number) => (calls.push(fd), fdatasyncSync(fd)) };
+    await withWalSync(record, async () => {
       const items = await normal.collection({ name: 'fast', schemaVersion: 1, indexes: [] });
       await items.insert({ doc: { id: 'a' } });
       await Promise.all(['b', 'c'].map((id) => items.insert({ doc: { id } })));
@@ -127,12 +113,7 @@ describe('sqlite engine specifics', () => {
       assert.equal((normal.database.prepare('PRAGMA synchronous').get() as { synchronous: number }).synchronous, 1);
       assert.equal(normal.synchronous, 'NORMAL');
       assert.equal(store.synchronous, 'FULL');
-    } finally {
-      fs.fdatasync = original.fdatasync;
-      fs.fdatasyncSync = original.fdatasyncSync;
-      syncBuiltinESMExports();
-      await normal.close();
-    }
+    }).finally(() => normal.close());
   });
 
   it('keeps one table per collection holding the JSON document, with declared indexes as real indexes', async () => {
@@ -219,3 +200,19 @@ describe('sqlite engine specifics', () => {
     assert.ok(isStorageError(error, 'UNAVAILABLE'), String(error));
   });
 });
+
+type SyncCallback = (error: NodeJS.ErrnoException | null) => void;
+
+/** Runs `fn` with node:fs's fdatasync / fdatasyncSync replaced (as the store imports them), restoring them after. */
+async function withWalSync(replace: { fdatasync?: (fd: number, done: SyncCallback) => void; fdatasyncSync?: (fd: number) => void }, fn: () => Promise<void>): Promise<void> {
+  const original = { fdatasync: fs.fdatasync, fdatasyncSync: fs.fdatasyncSync };
+  if (replace.fdatasync) fs.fdatasync = replace.fdatasync as unknown as typeof fs.fdatasync;
+  if (replace.fdatasyncSync) fs.fdatasyncSync = replace.fdatasyncSync;
+  syncBuiltinESMExports();
+  try {
+    await fn();
+  } finally {
+    Object.assign(fs, original);
+    syncBuiltinESMExports();
+  }
+}
