@@ -17,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { emptyLoad, keepAliveAgent, mergeLoad, percentile, runLoad, type LoadRequest, type LoadResult } from './support/http-load.ts';
+import { emptyLoad, keepAliveAgent, LOAD_OPTIONS, loadSettings, mergeLoad, percentile, runLoad, type LoadRequest, type LoadResult } from './support/http-load.ts';
 import { ottoBin, ottoEnv, startListening, type ListeningChild } from './support/listening-child.ts';
 import { parseBenchArgs } from './support/args.ts';
 
@@ -53,35 +53,11 @@ const GUIDELINES = [
 ];
 
 export async function run(argv: string[]): Promise<number> {
-  const values = parseBenchArgs(
-    {
-    args: argv,
-    options: {
-      duration: { type: 'string', default: '10' },
-      slices: { type: 'string', default: '5' },
-      warmup: { type: 'string', default: '2' },
-      connections: { type: 'string', default: '50' },
-      conversations: { type: 'string', default: '50' },
-      synchronous: { type: 'string', default: 'FULL' },
-      dir: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    },
-    usage,
-  );
+  const values = parseBenchArgs({ args: argv, options: { ...LOAD_OPTIONS, dir: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }, usage);
   if (typeof values === 'number') return values;
-  const duration = Number(values.duration);
-  const warmup = Number(values.warmup);
-  const slices = Number(values.slices);
-  const connections = Number(values.connections);
-  const conversations = Number(values.conversations);
-  if (!(duration > 0 && duration <= 3600)) return bad('--duration must be a number of seconds from 0 to 3600');
-  if (!(warmup >= 0 && warmup <= 600)) return bad('--warmup must be a number of seconds from 0 to 600');
-  for (const [name, n, max] of [['slices', slices, 100], ['connections', connections, 1000], ['conversations', conversations, 100_000]] as const) {
-    if (!Number.isSafeInteger(n) || n < 1 || n > max) return bad(`--${name} must be an integer from 1 to ${max}`);
-  }
-  const synchronous = values.synchronous.toUpperCase();
-  if (synchronous !== 'FULL' && synchronous !== 'NORMAL') return bad('--synchronous must be FULL or NORMAL');
+  const settings = loadSettings(values);
+  if (typeof settings === 'string') return bad(settings);
+  const { duration, warmup, slices, connections, conversations, synchronous } = settings;
 
   const dir = mkdtempSync(join(resolve(values.dir ?? tmpdir()), 'otto-bench-auth-'));
   const children: ListeningChild[] = [];

@@ -17,7 +17,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { emptyLoad, keepAliveAgent, mergeLoad, percentile, runLoad, type LoadRequest, type LoadResult } from './support/http-load.ts';
+import { emptyLoad, keepAliveAgent, LOAD_OPTIONS, loadSettings, mergeLoad, percentile, runLoad, type LoadRequest, type LoadResult } from './support/http-load.ts';
 import { cleanEnv, ottoBin, ottoEnv, repoRoot, startListening, type ListeningChild } from './support/listening-child.ts';
 import { parseBenchArgs } from './support/args.ts';
 
@@ -71,37 +71,16 @@ const GUIDELINES = [
 
 export async function run(argv: string[]): Promise<number> {
   const values = parseBenchArgs(
-    {
-    args: argv,
-    options: {
-      duration: { type: 'string', default: '10' },
-      slices: { type: 'string', default: '5' },
-      warmup: { type: 'string', default: '2' },
-      connections: { type: 'string', default: '50' },
-      conversations: { type: 'string', default: '50' },
-      guidelines: { type: 'string', default: '3' },
-      synchronous: { type: 'string', default: 'FULL' },
-      'cpu-prof': { type: 'string' },
-      dir: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    },
+    { args: argv, options: { ...LOAD_OPTIONS, guidelines: { type: 'string', default: '3' }, 'cpu-prof': { type: 'string' }, dir: { type: 'string' }, help: { type: 'boolean', short: 'h' } } },
     usage,
   );
   if (typeof values === 'number') return values;
-  const duration = Number(values.duration);
-  const warmup = Number(values.warmup);
-  if (!(duration > 0 && duration <= 3600)) return bad('--duration must be a number of seconds from 0 to 3600');
-  if (!(warmup >= 0 && warmup <= 600)) return bad('--warmup must be a number of seconds from 0 to 600');
-  const ints: Record<'slices' | 'connections' | 'conversations' | 'guidelines', number> = { slices: 0, connections: 0, conversations: 0, guidelines: 0 };
-  const limits = { slices: 100, connections: 1000, conversations: 100_000, guidelines: GUIDELINES.length };
-  for (const key of ['slices', 'connections', 'conversations', 'guidelines'] as const) {
-    const n = Number(values[key]);
-    if (!Number.isSafeInteger(n) || n < (key === 'guidelines' ? 0 : 1) || n > limits[key]) return bad(`--${key} must be an integer from ${key === 'guidelines' ? 0 : 1} to ${limits[key]}`);
-    ints[key] = n;
-  }
-  const synchronous = values.synchronous.toUpperCase();
-  if (synchronous !== 'FULL' && synchronous !== 'NORMAL') return bad('--synchronous must be FULL or NORMAL');
+  const settings = loadSettings(values);
+  if (typeof settings === 'string') return bad(settings);
+  const { duration, warmup, synchronous } = settings;
+  const guidelines = Number(values.guidelines);
+  if (!Number.isSafeInteger(guidelines) || guidelines < 0 || guidelines > GUIDELINES.length) return bad(`--guidelines must be an integer from 0 to ${GUIDELINES.length}`);
+  const ints = { slices: settings.slices, connections: settings.connections, conversations: settings.conversations, guidelines };
   const profileDir = values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']);
 
   const dir = mkdtempSync(join(resolve(values.dir ?? tmpdir()), 'otto-bench-http-'));

@@ -156,3 +156,41 @@ export function percentile(values: number[], p: number): number {
   const sorted = Float64Array.from(values).sort();
   return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)] ?? Number.NaN;
 }
+
+/** The flags (for `parseBenchArgs`) of a benchmark putting two Otto-style servers under the same closed-loop load. */
+export const LOAD_OPTIONS = {
+  duration: { type: 'string', default: '10' },
+  slices: { type: 'string', default: '5' },
+  warmup: { type: 'string', default: '2' },
+  connections: { type: 'string', default: '50' },
+  conversations: { type: 'string', default: '50' },
+  synchronous: { type: 'string', default: 'FULL' },
+} as const;
+
+/** The load flags, checked. */
+export interface LoadSettings {
+  duration: number;
+  slices: number;
+  warmup: number;
+  connections: number;
+  conversations: number;
+  synchronous: 'FULL' | 'NORMAL';
+}
+
+/** Checks the values of `LOAD_OPTIONS`; returns them as numbers, or a message naming the bad flag. */
+export function loadSettings(values: Record<keyof typeof LOAD_OPTIONS, string>): LoadSettings | string {
+  const duration = Number(values.duration);
+  const warmup = Number(values.warmup);
+  if (!(duration > 0 && duration <= 3600)) return '--duration must be a number of seconds from 0 to 3600';
+  if (!(warmup >= 0 && warmup <= 600)) return '--warmup must be a number of seconds from 0 to 600';
+  const ints = { slices: 0, connections: 0, conversations: 0 };
+  const limits = { slices: 100, connections: 1000, conversations: 100_000 };
+  for (const key of ['slices', 'connections', 'conversations'] as const) {
+    const n = Number(values[key]);
+    if (!Number.isSafeInteger(n) || n < 1 || n > limits[key]) return `--${key} must be an integer from 1 to ${limits[key]}`;
+    ints[key] = n;
+  }
+  const synchronous = values.synchronous.toUpperCase();
+  if (synchronous !== 'FULL' && synchronous !== 'NORMAL') return '--synchronous must be FULL or NORMAL';
+  return { duration, warmup, ...ints, synchronous };
+}
