@@ -145,13 +145,19 @@ export type ChangeOp = 'insert' | 'update' | 'delete';
 
 /**
  * One committed write, as handed to write hooks. `doc` is the document after the
- * write, or null for a delete (a tombstone).
+ * write, or null for a delete (a tombstone): a copy, which hooks may keep.
  */
 export interface WriteEvent {
   collection: string;
   op: ChangeOp;
   id: string;
   doc: Doc | null;
+  /**
+   * `doc` as the JSON text the engine stored (exactly `JSON.stringify(doc)`), when it has
+   * it; absent for deletes and on engines that do not store text. A hook that stores the
+   * document as text uses it instead of serializing `doc` again.
+   */
+  json?: string;
 }
 
 /**

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WriteAheadChangeLog } from '../../src/storage/changes/change-log.ts';
+import { changeRowJson, WriteAheadChangeLog } from '../../src/storage/changes/change-log.ts';
 import { attachChangeLog, CHANGES_SPEC, type ChangeRecord, type StoredChange } from '../../src/storage/changes/index.ts';
 import { seqId } from '../../src/storage/changes/records.ts';
 
@@ -19,6 +19,7 @@ import { isStorageError, type Doc, type Store, type StorageErrorCode } from '../
 import { createMemoryStore } from '../../src/storage/memory/memory-store.ts';
 import { createMongoStore } from '../../src/storage/mongodb/mongodb-store.ts';
 import { createSqliteStore, type SqliteStore } from '../../src/storage/sqlite/sqlite-store.ts';
+import { storedDocEvent } from '../../src/storage/write-hooks.ts';
 import { eq } from '../../src/storage/where.ts';
 import { readAll } from '../support/change-log.ts';
 import { mongoTestTarget } from '../support/mongodb-server.ts';
@@ -327,3 +328,30 @@ for (const engine of engines.slice(1)) {
     });
   });
 }
+
+describe('a SQLite change row', () => {
+  const at = '2026-12-04T10:00:00.000Z';
+  const record = (doc: Doc | null, op: 'insert' | 'delete'): StoredChange => ({
+    id: seqId(7), version: 1, created_at: at, updated_at: at, seq: 7, collection: 'messages', op, doc_id: 'msg_1', doc, at, state: 'committed',
+  });
+  const doc: Doc = { id: 'msg_1', version: 1, created_at: at, updated_at: at, content: 'quote " backslash \\ \u2028 ☃', meta_data: { nested: [1, null, { a: true }] } };
+
+  it('is the JSON of its record, with the document spliced in from the text the engine stored', () => {
+    const row = changeRowJson({ id: seqId(7), seq: 7, at, event: storedDocEvent({ collection: 'messages', op: 'insert', id: 'msg_1', json: JSON.stringify(doc) }) });
+    assert.equal(row, JSON.stringify(record(doc, 'insert')));
+  });
+
+  it('serializes the document itself when the event carries no text, and a delete as null', () => {
+    assert.equal(changeRowJson({ id: seqId(7), seq: 7, at, event: { collection: 'messages', op: 'insert', id: 'msg_1', doc } }), JSON.stringify(record(doc, 'insert')));
+    assert.equal(changeRowJson({ id: seqId(7), seq: 7, at, event: { collection: 'messages', op: 'delete', id: 'msg_1', doc: null } }), JSON.stringify(record(null, 'delete')));
+  });
+
+  it('parses an event\'s document from its text only when a hook reads it, as a copy', () => {
+    const json = JSON.stringify(doc);
+    const event = storedDocEvent({ collection: 'messages', op: 'insert', id: 'msg_1', json });
+    assert.equal(event.json, json);
+    assert.deepEqual(event.doc, doc);
+    assert.notEqual(event.doc, doc);
+    assert.equal(event.doc, event.doc, 'parsed once');
+  });
+});

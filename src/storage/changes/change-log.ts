@@ -218,20 +218,8 @@ export class TransactionalChangeLog extends BaseChangeLog {
       const seq = row ? seqOf(row.id) + 1 : 1;
       if (!Number.isSafeInteger(seq)) throw new StorageError('INTERNAL', `the change log holds a malformed id ${JSON.stringify(row?.id)}`);
       const at = new Date().toISOString();
-      const record: StoredChange = {
-        id: seqId(seq),
-        version: 1,
-        created_at: at,
-        updated_at: at,
-        seq,
-        collection: event.collection,
-        op: event.op,
-        doc_id: event.id,
-        doc: event.doc,
-        at,
-        state: 'committed',
-      };
-      insert.run(record.id, JSON.stringify(record));
+      const id = seqId(seq);
+      insert.run(id, changeRowJson({ id, seq, at, event }));
       this.notify();
     });
   }
@@ -266,6 +254,19 @@ export class TransactionalChangeLog extends BaseChangeLog {
     this.detach = undefined;
     super.close();
   }
+}
+
+/**
+ * The stored text of a committed change record: exactly `JSON.stringify` of its `StoredChange`,
+ * with the document spliced in as the engine's own JSON text when the event carries it (so a
+ * write's document is not parsed and serialized again for its change record).
+ */
+export function changeRowJson(args: { id: string; seq: number; at: string; event: WriteEvent }): string {
+  const { id, seq, at, event } = args;
+  const head: Omit<StoredChange, 'doc' | 'at' | 'state'> = { id, version: 1, created_at: at, updated_at: at, seq, collection: event.collection, op: event.op, doc_id: event.id };
+  const doc = event.json ?? JSON.stringify(event.doc);
+  const tail: Pick<StoredChange, 'at' | 'state'> = { at, state: 'committed' };
+  return `${JSON.stringify(head).slice(0, -1)},"doc":${doc},${JSON.stringify(tail).slice(1)}`;
 }
 
 /** What a writer is about to do. */

@@ -18,7 +18,7 @@ import {
 } from '../contract.ts';
 import { assertWhere, compareBySort, encodeCursor, isAfterCursor, matches, normalizeFind } from '../where.ts';
 import { applyPatch, assertFieldName, assertId, assertNumbered, assertSpec, assertStep, indexName, laterThan, serializeDocument, stampNew } from '../validate.ts';
-import { WriteHooks } from '../write-hooks.ts';
+import { storedDocEvent, WriteHooks } from '../write-hooks.ts';
 import { aggregateDocuments, normalizeAggregate } from '../aggregate.ts';
 
 const CAPABILITIES: Capabilities = { transactions: true, changeStreams: false, ttl: false, durable: false, multiProcess: false };
@@ -279,13 +279,13 @@ export class MemoryCollection<T extends StoredMeta> implements Collection<T> {
     if (this.host.persist) {
       this.host.persist({ collection: this.spec.name, op: 'put', id: doc.id, json });
       this.setRaw(doc.id, json, fields);
-      if (this.host.hooks.active) this.host.hooks.run({ collection: this.spec.name, op, id: doc.id, doc: JSON.parse(json) as Doc });
+      if (this.host.hooks.active) this.host.hooks.run(storedDocEvent({ collection: this.spec.name, op, id: doc.id, json }));
       return JSON.parse(json) as T;
     }
     const previous = this.docs.get(doc.id);
     this.setRaw(doc.id, json, fields);
     try {
-      this.host.hooks.run({ collection: this.spec.name, op, id: doc.id, doc: JSON.parse(json) as Doc });
+      this.host.hooks.run(storedDocEvent({ collection: this.spec.name, op, id: doc.id, json }));
     } catch (error) {
       this.setRaw(doc.id, previous);
       throw error;

@@ -25,7 +25,7 @@ import {
 } from '../contract.ts';
 import { applyPatch, assertFieldName, assertId, assertNumbered, assertSpec, assertStep, indexName, laterThan, serializeDocument, stampNew } from '../validate.ts';
 import { assertWhere, encodeCursor, normalizeFind } from '../where.ts';
-import { WriteHooks } from '../write-hooks.ts';
+import { storedDocEvent, WriteHooks } from '../write-hooks.ts';
 import { finishRows, groupValue, normalizeAggregate, tooManyGroups } from '../aggregate.ts';
 import { translateSqliteError } from './sqlite-errors.ts';
 
@@ -505,7 +505,7 @@ class SqliteCollection<T extends StoredMeta> implements Collection<T> {
     const json = serializeDocument(doc);
     if (mode === 'insert') this.store.statement(`INSERT INTO ${this.table} (id, doc) VALUES (?, ?)`).run(doc.id, json);
     else this.store.statement(`INSERT INTO ${this.table} (id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc`).run(doc.id, json);
-    if (this.store.hooks.active) this.store.hooks.run({ collection: this.spec.name, op, id: doc.id, doc: JSON.parse(json) as Doc });
+    if (this.store.hooks.active) this.store.hooks.run(storedDocEvent({ collection: this.spec.name, op, id: doc.id, json }));
     return doc;
   }
 
