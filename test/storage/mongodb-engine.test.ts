@@ -6,12 +6,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { isStorageError, StorageError } from '../../src/storage/contract.ts';
 import { translateMongoError } from '../../src/storage/mongodb/mongodb-errors.ts';
 import { compileWhere, createMongoStore, cursorCondition, mongoLocation, parseMongoUri, type MongoStore } from '../../src/storage/mongodb/mongodb-store.ts';
 import { and, eq, gt, isIn } from '../../src/storage/where.ts';
 import { mongoTestTarget, type MongoTestTarget } from '../support/mongodb-server.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
 
 function withDb(uri: string, database: string): string {
   const [base = '', query] = uri.split('?');
@@ -132,6 +134,9 @@ describe('mongodb location and connection string (no server)', () => {
 
 const target: MongoTestTarget | { skip: string } = await mongoTestTarget();
 if ('skip' in target) process.stderr.write(`${target.skip}\n`);
+after(async () => {
+  if (!('skip' in target)) await target.stop();
+});
 
 describe('mongodb engine against a server', { skip: 'skip' in target ? target.skip : undefined }, () => {
   const uri = 'skip' in target ? '' : target.uri;
@@ -143,7 +148,6 @@ describe('mongodb engine against a server', { skip: 'skip' in target ? target.sk
   after(async () => {
     await store?.db.dropDatabase().catch(() => {});
     await store?.close();
-    if (!('skip' in target)) await target.stop();
   });
 
   it('uses pool defaults 50/10 unless the URI sets them', async () => {
@@ -314,5 +318,69 @@ describe('mongodb engine against a server', { skip: 'skip' in target ? target.sk
     await other.close();
     await assert.rejects(items.get({ id: 'a' }), (e: unknown) => isStorageError(e, 'UNAVAILABLE'));
     assert.equal((await other.health()).ok, false);
+  });
+});
+
+/** The test server's port when it listens on loopback, where a TCP proxy can stand before it. */
+function loopbackPort(): number | undefined {
+  if ('skip' in target) return undefined;
+  const url = new URL(target.uri.replace(/^mongodb:/, 'http:'));
+  return ['127.0.0.1', 'localhost'].includes(url.hostname) && !target.uri.includes(',') ? Number(url.port || 27017) : undefined;
+}
+const proxiedPort = loopbackPort();
+
+describe('mongodb engine when its connections are cut while in use', { skip: 'skip' in target ? target.skip : proxiedPort === undefined ? 'needs a test server on loopback' : undefined }, () => {
+  // The driver's server monitor can leave a check unanswered for good when the check begins
+  // the moment its socket is closed; health() then notices and starts the connections again.
+  // The wedge needs the cut to land at that moment, so the test cuts repeatedly under load
+  // until health() reports having restarted (it usually does within a few cuts). Only this
+  // loop calls health(), so the restart is reported here.
+  it('is healthy again after every cut once the server is back', async () => {
+    if (proxiedPort === undefined) return;
+    const proxy = await startTcpProxy({ port: proxiedPort });
+    const store = await createMongoStore({
+      uri: `mongodb://127.0.0.1:${proxy.port}/`,
+      database: freshDb(),
+      serverSelectionTimeoutMs: 2000,
+      connectTimeoutMs: 2000,
+      heartbeatFrequencyMs: 2000,
+    });
+    let stop = false;
+    try {
+      const items = await store.collection({ name: 'items', schemaVersion: 1, indexes: [] });
+      let n = 0;
+      const load = Array.from({ length: 12 }, async (_, worker) => {
+        while (!stop) {
+          try {
+            if (worker % 2) await items.insert({ doc: { id: `w${n++}` } });
+            else await items.find({ limit: 20 });
+          } catch {
+            await sleep(50);
+          }
+        }
+      });
+      let restarted = false;
+      for (let cut = 0; cut < 12 && !restarted; cut++) {
+        await sleep(300 + Math.random() * 500);
+        await proxy.cut();
+        await sleep(Math.random() * 1500);
+        await proxy.restore();
+        const since = performance.now();
+        let health = await store.health();
+        while (!health.ok && performance.now() - since < 25_000) {
+          restarted ||= /started again/.test(health.error ?? '');
+          await sleep(200);
+          health = await store.health();
+        }
+        assert.ok(health.ok, `cut ${cut}: still unhealthy ${Math.round(performance.now() - since)} ms after the server came back: ${health.error}`);
+      }
+      stop = true;
+      await Promise.all(load);
+      assert.ok((await items.find({ limit: 1 })).items.length > 0);
+    } finally {
+      stop = true;
+      await store.close();
+      await proxy.close();
+    }
   });
 });

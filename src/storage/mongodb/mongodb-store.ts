@@ -283,6 +283,9 @@ class MongoStoreImpl implements MongoStore {
   private readonly collections = new Map<string, MongoCollection<Doc>>();
   private readonly queues = new Map<string, Promise<void>>();
   private closed = false;
+  /** By server address: when the driver's monitor began the check it still waits on (see `restartIfMonitorStuck`). */
+  private readonly pendingHeartbeats = new Map<string, number>();
+  private restarting: Promise<void> | null = null;
 
   constructor(client: MongoClient, db: Db, location: string, capabilities: Capabilities, serverVersion: string, serializeWrites: boolean) {
     this.client = client;
@@ -292,6 +295,33 @@ class MongoStoreImpl implements MongoStore {
     this.serverVersion = serverVersion;
     this.serializeWrites = serializeWrites;
     this.splitAccumulators = serializeWrites;
+    client.on('serverHeartbeatStarted', (event) => {
+      if (!this.pendingHeartbeats.has(event.connectionId)) this.pendingHeartbeats.set(event.connectionId, performance.now());
+    });
+    client.on('serverHeartbeatSucceeded', (event) => this.pendingHeartbeats.delete(event.connectionId));
+    client.on('serverHeartbeatFailed', (event) => this.pendingHeartbeats.delete(event.connectionId));
+  }
+
+  /**
+   * Starts the driver's connections afresh when its server monitor has been waiting on one
+   * check far longer than any check may take (twice its connect timeout plus heartbeat
+   * interval). The driver can leave a check unanswered for good when it begins at the moment
+   * the monitor's socket is closed under it (the server going away); operations then wait for
+   * a server that is never checked again, even once it is back. Returns true when it restarted.
+   */
+  private async restartIfMonitorStuck(): Promise<boolean> {
+    const { connectTimeoutMS, heartbeatFrequencyMS } = this.client.options;
+    const limit = 2 * (connectTimeoutMS + heartbeatFrequencyMS);
+    const now = performance.now();
+    if (![...this.pendingHeartbeats.values()].some((since) => now - since > limit)) return false;
+    this.restarting ??= (async () => {
+      this.pendingHeartbeats.clear();
+      await this.client.close().catch(() => {});
+      // The server may still be away: operations connect again by themselves.
+      if (!this.closed) await this.client.connect().catch(() => {});
+    })().finally(() => (this.restarting = null));
+    await this.restarting;
+    return true;
   }
 
   async collection<T extends StoredMeta = Doc>(spec: CollectionSpec): Promise<Collection<T>> {
@@ -375,7 +405,9 @@ class MongoStoreImpl implements MongoStore {
       return { ok: true, ...base, latency_ms: round(performance.now() - started), server_version: this.serverVersion };
     } catch (error) {
       const translated = translateMongoError(error, 'health check failed');
-      return { ok: false, ...base, latency_ms: round(performance.now() - started), server_version: this.serverVersion, error: translated.message };
+      const restarted = !this.closed && (await this.restartIfMonitorStuck());
+      const message = restarted ? `${translated.message}; the driver had stopped checking the server, so its connections were started again` : translated.message;
+      return { ok: false, ...base, latency_ms: round(performance.now() - started), server_version: this.serverVersion, error: message };
     }
   }
 
