@@ -215,7 +215,8 @@ function outboxStore(writer: OutboxWriter): Store {
 
 /**
  * Starts following the change log into the outbox. The first time (no cursor yet) it starts
- * at the log's head: events written before webhooks existed are not replayed. Returns the
+ * at the log's head: events written before webhooks existed are not replayed. While no webhook
+ * is enabled it moves past changes without reading them (on an ordered log; see `skipWhen`). Returns the
  * mirror (stop it on shutdown). Throws StorageError when the cursor cannot be created.
  */
 export async function startOutbox(args: {
@@ -247,6 +248,8 @@ export async function startOutbox(args: {
     intervalMs: args.intervalMs,
     batchSize: args.batchSize ?? 200,
     open: async () => store,
+    // With no webhook enabled, no change can become a delivery: the outbox moves past them unread.
+    skipWhen: async () => !(await args.webhooks.anyEnabled()),
     onEvent: (line) => args.onEvent?.(line.replace(/^mirror \S+/, 'webhook outbox')),
   });
   mirror.start();

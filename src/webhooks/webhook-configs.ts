@@ -152,6 +152,11 @@ export class WebhookService {
     return page.items.filter((c) => c.enabled && c.events.includes(args.event));
   }
 
+  /** True when at least one webhook is enabled, for any bot and event (the outbox has work only then). Throws StorageError. */
+  async anyEnabled(): Promise<boolean> {
+    return (await this.configs.find({ where: eq('enabled', true), limit: 1 })).items.length > 0;
+  }
+
   /** The signing secret of a webhook, decrypted (for the dispatcher). Throws as SecretBox.decrypt. */
   secretOf(config: WebhookConfig): string {
     return this.box.decrypt(config.secret);

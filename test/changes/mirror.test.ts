@@ -176,6 +176,44 @@ describe('mirrors', () => {
     }
   });
 
+  it('moves past changes unread while skipWhen says the target wants none, and reads those after', async () => {
+    const dir = await tempDir('otto-mirror-skip-');
+    const primary = await createSqliteStore({ path: join(dir, 'otto.db') });
+    try {
+      const { store, log } = await attachChangeLog(primary);
+      const read: string[] = [];
+      const readChanges = log.readChanges.bind(log);
+      log.readChanges = async (args) => {
+        const result = await readChanges(args);
+        read.push(...result.changes.map((c) => c.id));
+        return result;
+      };
+      let skipping = false;
+      const mirror = new Mirror(`sqlite:${join(dir, 'mirror.db')}`, log, { skipWhen: async () => skipping });
+      await writeBots(store, 'first', 5);
+      await mirror.syncOnce();
+      skipping = true;
+      await writeBots(store, 'unwanted', 5);
+      const skipped = await mirror.syncOnce();
+      assert.deepEqual({ lag: skipped.lag, seq: skipped.seq }, { lag: 0, seq: await log.lastSeq() });
+      skipping = false;
+      await writeBots(store, 'wanted', 5);
+      await mirror.syncOnce();
+      await mirror.stop();
+      assert.ok(!read.some((id) => id.startsWith('unwanted')), `read ${read.join(' ')}`);
+      assert.ok(read.some((id) => id.startsWith('wanted')));
+      const copy = await createSqliteStore({ path: join(dir, 'mirror.db') });
+      try {
+        const names = Object.values(await dump(copy, [collections.bots.name])).flat().map((b) => b.id.split('-')[0]);
+        assert.deepEqual([...new Set(names)].sort(), ['first', 'wanted']);
+      } finally {
+        await copy.close();
+      }
+    } finally {
+      await primary.close();
+    }
+  });
+
   it('replays after a lost cursor without tripping unique indexes, and converges', async () => {
     const dir = await tempDir('otto-mirror-replay-');
     const primary = await createSqliteStore({ path: join(dir, 'otto.db') });

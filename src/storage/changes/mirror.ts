@@ -71,6 +71,14 @@ export interface MirrorOptions {
   open?: (target: TargetUrl) => Promise<Store>;
   /** One line per state change (down, back, caught up after an outage). */
   onEvent?: (line: string) => void;
+  /**
+   * Asked before a batch is read, with an ordered log only (where every change up to the head
+   * is committed): when it resolves true, the target wants none of the changes committed so
+   * far, and the cursor moves to the head without reading them. The head is read before
+   * asking, so whatever the answer depends on (the webhook outbox: whether any webhook is
+   * enabled) is asked after those changes were committed. Throws as the caller's check.
+   */
+  skipWhen?: () => Promise<boolean>;
 }
 
 const DEFAULTS = { batchSize: 500, intervalMs: 1000, probeMs: 5000, maxBackoffMs: 30_000, leaseMs: 30_000, behindAfterS: 10, lingerMs: 100 };
@@ -96,7 +104,7 @@ export class Mirror {
   readonly target: TargetUrl;
   readonly id: string;
   private readonly log: ChangeLog;
-  private readonly options: typeof DEFAULTS & Pick<MirrorOptions, 'open' | 'onEvent'>;
+  private readonly options: typeof DEFAULTS & Pick<MirrorOptions, 'open' | 'onEvent' | 'skipWhen'>;
   private readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   private store: Store | undefined;
   private readonly targetCollections = new Map<string, Collection<Doc>>();
@@ -125,6 +133,7 @@ export class Mirror {
       lingerMs: options.lingerMs ?? DEFAULTS.lingerMs,
       open: options.open,
       onEvent: options.onEvent,
+      skipWhen: options.skipWhen,
     };
   }
 
@@ -214,6 +223,15 @@ export class Mirror {
       await this.snapshot(store);
       this.recovered();
       return true;
+    }
+    if (this.options.skipWhen && this.log.ordered) {
+      const head = await this.log.lastSeq();
+      if (head > cursor.seq && (await this.options.skipWhen())) {
+        this.lastBatchFull = false;
+        await this.saveCursor({ seq: head });
+        this.recovered();
+        return true;
+      }
     }
     const batch = await this.log.readChanges({ after: cursor.seq, limit: this.options.batchSize });
     if (batch.next === cursor.seq) {
