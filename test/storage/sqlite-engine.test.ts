@@ -165,6 +165,37 @@ describe('sqlite engine specifics', () => {
     assert.equal(await log.count(), 1);
   });
 
+  it('commits writes queued together as if run one after the other: a failing write leaves nothing, the others commit', async () => {
+    const items = await store.collection({ name: 'grouped', schemaVersion: 1, indexes: [] });
+    await store.collection({ name: 'hook_log', schemaVersion: 1, indexes: [] });
+    const logged: string[] = [];
+    const remove = store.onWrite((event) => {
+      if (event.collection !== 'grouped') return;
+      // A row written by the hook in the write's transaction: it must share the write's fate.
+      store.database.prepare(`INSERT INTO "hook_log" (id, doc) VALUES (?, ?)`).run(`grouped:${event.id}:${event.doc?.version ?? 'x'}`, '{}');
+      logged.push(event.id);
+    });
+    try {
+      // Queued in the same tick, so they commit in one group.
+      const results = await Promise.allSettled([
+        items.insert({ doc: { id: 'a' } }),
+        items.insertMany({ docs: [{ id: 'b' }, { id: 'a' }, { id: 'c' }] }), // fails at its second document
+        items.update({ id: 'a', patch: { n: 1 } }), // sees the first write
+        items.update({ id: 'missing', patch: { n: 1 } }), // NOT_FOUND
+        items.insert({ doc: { id: 'd' } }),
+      ]);
+      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+      assert.ok(isStorageError((results[1] as PromiseRejectedResult).reason, 'DUPLICATE'));
+      assert.ok(isStorageError((results[3] as PromiseRejectedResult).reason, 'NOT_FOUND'));
+    } finally {
+      remove();
+    }
+    assert.deepEqual((await items.find({})).items.map((d) => [d.id, d.version]), [['a', 2], ['d', 1]]);
+    const hookRows = store.database.prepare(`SELECT id FROM "hook_log" WHERE id LIKE 'grouped:%' ORDER BY id`).all() as Array<{ id: string }>;
+    assert.deepEqual(hookRows.map((r) => r.id), ['grouped:a:1', 'grouped:a:2', 'grouped:d:1']);
+    assert.ok(logged.includes('b'), 'the failing write ran its hook before it failed, and that row was rolled back with it');
+  });
+
   it('translates a unique violation into DUPLICATE naming the field', async () => {
     const tools = await store.collection(collections.tools);
     await tools.insert({ doc: { id: 't1', bot_id: 'b', name: 'lookup' } });

@@ -290,6 +290,11 @@ class SqliteStoreImpl implements SqliteStore {
    * Runs up to MAX_GROUP queued writes in one transaction and commits it. Returns the batch and
    * each write's outcome, or null when there was nothing to commit or the transaction failed
    * (its writes are then rejected).
+   *
+   * A batch first runs without savepoints (two statements fewer per write). When one of its
+   * writes fails, the whole transaction is rolled back and the batch runs again with each write
+   * in its own savepoint, so that the failing write rolls back alone: the outcomes are those of
+   * running every write one after the other, whichever way the batch committed.
    */
   private commitBatch(): { batch: PendingWrite[]; outcomes: Outcome[] } | null {
     const batch = this.pending.splice(0, MAX_GROUP);
@@ -298,42 +303,67 @@ class SqliteStoreImpl implements SqliteStore {
       for (const w of batch) w.reject(new StorageError('UNAVAILABLE', 'SQLite store is closed'));
       return null;
     }
-    const outcomes: Outcome[] = [];
     try {
-      this.database.exec('BEGIN IMMEDIATE');
-    } catch (error) {
-      const failure = translateSqliteError(error, 'cannot start a write transaction');
-      for (const w of batch) w.reject(failure);
-      return null;
-    }
-    this.depth = 1;
-    try {
-      for (const w of batch) {
-        this.statement('SAVEPOINT otto_write').run();
-        try {
-          const value = w.fn();
-          this.statement('RELEASE otto_write').run();
-          outcomes.push({ ok: true, value });
-        } catch (error) {
-          this.database.exec('ROLLBACK TO otto_write');
-          this.statement('RELEASE otto_write').run();
-          outcomes.push({ ok: false, error: translateSqliteError(error, 'SQLite write failed') });
-        }
-      }
+      const outcomes = this.runBatch(batch, false) ?? this.runBatch(batch, true)!;
       this.database.exec('COMMIT');
+      return { batch, outcomes };
     } catch (error) {
-      try {
-        if (this.database.isTransaction) this.database.exec('ROLLBACK');
-      } catch {
-        // The commit failure is what callers need to hear about.
-      }
+      this.rollback();
       const failure = translateSqliteError(error, 'SQLite commit failed');
       for (const w of batch) w.reject(failure);
       return null;
     } finally {
       this.depth = 0;
     }
-    return { batch, outcomes };
+  }
+
+  /**
+   * Begins a write transaction and runs `batch` in it, leaving it open for the caller to commit.
+   * With `savepoints`, each write runs in its own savepoint and a failing write is rolled back
+   * alone (its outcome holds the error). Without, the first failing write rolls the whole
+   * transaction back and null is returned. Throws (a StorageError or SQLite's error) when the
+   * transaction cannot begin or a savepoint fails.
+   */
+  private runBatch(batch: PendingWrite[], savepoints: boolean): Outcome[] | null {
+    try {
+      this.database.exec('BEGIN IMMEDIATE');
+    } catch (error) {
+      throw translateSqliteError(error, 'cannot start a write transaction');
+    }
+    this.depth = 1;
+    const outcomes: Outcome[] = [];
+    for (const w of batch) {
+      if (!savepoints) {
+        try {
+          outcomes.push({ ok: true, value: w.fn() });
+        } catch {
+          this.rollback();
+          return null;
+        }
+        continue;
+      }
+      this.statement('SAVEPOINT otto_write').run();
+      try {
+        const value = w.fn();
+        this.statement('RELEASE otto_write').run();
+        outcomes.push({ ok: true, value });
+      } catch (error) {
+        this.database.exec('ROLLBACK TO otto_write');
+        this.statement('RELEASE otto_write').run();
+        outcomes.push({ ok: false, error: translateSqliteError(error, 'SQLite write failed') });
+      }
+    }
+    return outcomes;
+  }
+
+  /** Rolls back the open write transaction, if any (SQLite may have rolled it back itself). Never throws: the failure that led here is what callers hear about. */
+  private rollback(): void {
+    try {
+      if (this.database.isTransaction) this.database.exec('ROLLBACK');
+    } catch {
+      // A failed rollback leaves SQLite to roll back on close.
+    }
+    this.depth = 0;
   }
 
   async collection<T extends StoredMeta = Doc>(spec: CollectionSpec): Promise<Collection<T>> {
