@@ -17,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { emptyLoad, keepAliveAgent, LOAD_OPTIONS, loadSettings, mergeLoad, percentile, runLoad, type LoadRequest, type LoadResult } from './support/http-load.ts';
+import { compareLoads, keepAliveAgent, LOAD_OPTIONS, loadSettings, type LoadRequest } from './support/http-load.ts';
 import { ottoBin, ottoEnv, startListening, type ListeningChild } from './support/listening-child.ts';
 import { parseBenchArgs } from './support/args.ts';
 
@@ -44,7 +44,6 @@ Flags:
 
 Target (reported, not asserted): ratio >= 0.9.`;
 
-const MAX_REQUESTS_PER_S = 200_000;
 const TEXTS = ['Hi, I would like a refund for my last order', 'How long does shipping take?', 'thanks a lot, that helps', 'Where is my parcel?'];
 const GUIDELINES = [
   { condition: 'the user asks about a refund or their money back', action: 'explain the 30-day refund policy' },
@@ -57,7 +56,7 @@ export async function run(argv: string[]): Promise<number> {
   if (typeof values === 'number') return values;
   const settings = loadSettings(values);
   if (typeof settings === 'string') return bad(settings);
-  const { duration, warmup, slices, connections, conversations, synchronous } = settings;
+  const { connections, conversations, synchronous } = settings;
 
   const dir = mkdtempSync(join(resolve(values.dir ?? tmpdir()), 'otto-bench-auth-'));
   const children: ListeningChild[] = [];
@@ -88,37 +87,18 @@ export async function run(argv: string[]): Promise<number> {
     const refused = await fetch(`${auth.url}/conversations/${authIds[0]}/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ content: 'no key' }) });
     if (refused.status !== 401) throw new Error(`the auth side answered ${refused.status} without a key; expected 401`);
 
-    const sides = {
-      auth: { child: auth, agent: agents[0]!, next: (n: number): LoadRequest => ({ method: 'POST', path: `/conversations/${authIds[n % authIds.length]}/messages`, body: { content: TEXTS[n % TEXTS.length] }, headers: keyHeaders }) },
-      open: { child: open, agent: agents[1]!, next: (n: number): LoadRequest => ({ method: 'POST', path: `/conversations/${openIds[n % openIds.length]}/messages`, body: { content: TEXTS[n % TEXTS.length] } }) },
-    };
-    type Name = keyof typeof sides;
-    const index: Record<Name, number> = { auth: 0, open: 0 };
-    const load = async (name: Name, seconds: number): Promise<LoadResult> => {
-      const side = sides[name];
-      const r = await runLoad({ target: side.child.url, agent: side.agent, connections, durationMs: seconds * 1000, maxRequests: Math.ceil(seconds * MAX_REQUESTS_PER_S), next: side.next, firstIndex: index[name] });
-      index[name] = r.nextIndex;
-      return r;
-    };
-    if (warmup > 0) for (const name of ['auth', 'open'] as const) await load(name, warmup);
-
-    const totals: Record<Name, LoadResult> = { auth: emptyLoad(), open: emptyLoad() };
-    const slice = duration / slices;
-    progress(`measuring ${duration} s per side in ${slices} alternating slices, ${connections} connections`);
-    for (let k = 0; k < slices; k++) {
-      for (const name of k % 2 === 0 ? (['auth', 'open'] as const) : (['open', 'auth'] as const)) {
-        const r = await load(name, slice);
-        totals[name] = mergeLoad(totals[name], r);
-        progress(`slice ${k + 1}/${slices} ${name}: ${(r.ok / (r.elapsedMs / 1000)).toFixed(0)} req/s, p50 ${percentile(r.latenciesMs, 0.5).toFixed(1)} ms, ${r.errors} errors`);
-      }
-    }
-    const stat = (name: Name) => {
-      const t = totals[name];
-      return { perS: t.ok / (t.elapsedMs / 1000), p50: percentile(t.latenciesMs, 0.5), p99: percentile(t.latenciesMs, 0.99) };
-    };
-    const a = stat('auth');
-    const o = stat('open');
-    for (const name of ['auth', 'open'] as const) for (const s of totals[name].samples) progress(`${name} error sample: ${s}`);
+    const figures = await compareLoads({
+      sides: {
+        auth: { url: auth.url, agent: agents[0]!, next: (n: number): LoadRequest => ({ method: 'POST', path: `/conversations/${authIds[n % authIds.length]}/messages`, body: { content: TEXTS[n % TEXTS.length] }, headers: keyHeaders }) },
+        open: { url: open.url, agent: agents[1]!, next: (n: number): LoadRequest => ({ method: 'POST', path: `/conversations/${openIds[n % openIds.length]}/messages`, body: { content: TEXTS[n % TEXTS.length] } }) },
+      },
+      order: ['auth', 'open'],
+      settings,
+      progress,
+    });
+    const a = figures.auth;
+    const o = figures.open;
+    for (const name of ['auth', 'open'] as const) for (const s of figures[name].samples) progress(`${name} error sample: ${s}`);
     const ratio = a.perS / o.perS;
     progress(`ratio ${ratio.toFixed(3)} (target >= 0.9): ${ratio >= 0.9 ? 'ok' : 'MISSED'}`);
     console.log(
@@ -131,7 +111,7 @@ export async function run(argv: string[]): Promise<number> {
         open_p50_ms: round(o.p50, 2),
         open_p99_ms: round(o.p99, 2),
         ratio: round(ratio, 3),
-        errors: totals.auth.errors + totals.open.errors,
+        errors: a.errors + o.errors,
       }),
     );
     return 0;

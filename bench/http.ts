@@ -17,7 +17,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { emptyLoad, keepAliveAgent, LOAD_OPTIONS, loadSettings, mergeLoad, percentile, runLoad, type LoadRequest, type LoadResult } from './support/http-load.ts';
+import { compareLoads, keepAliveAgent, LOAD_OPTIONS, loadSettings, type LoadRequest } from './support/http-load.ts';
 import { cleanEnv, ottoBin, ottoEnv, repoRoot, startListening, type ListeningChild } from './support/listening-child.ts';
 import { parseBenchArgs } from './support/args.ts';
 
@@ -47,8 +47,6 @@ Flags:
 
 Target (reported, not asserted): ratio >= 0.5.`;
 
-const MAX_REQUESTS_PER_S = 200_000;
-
 /** Message texts: some match the bot's guidelines, some don't. */
 const TEXTS = [
   'Hi, I would like a refund for my last order, it arrived broken',
@@ -77,15 +75,15 @@ export async function run(argv: string[]): Promise<number> {
   if (typeof values === 'number') return values;
   const settings = loadSettings(values);
   if (typeof settings === 'string') return bad(settings);
-  const { duration, warmup, synchronous } = settings;
+  const { synchronous } = settings;
   const guidelines = Number(values.guidelines);
   if (!Number.isSafeInteger(guidelines) || guidelines < 0 || guidelines > GUIDELINES.length) return bad(`--guidelines must be an integer from 0 to ${GUIDELINES.length}`);
-  const ints = { slices: settings.slices, connections: settings.connections, conversations: settings.conversations, guidelines };
+  const ints = { conversations: settings.conversations, guidelines };
   const profileDir = values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']);
 
   const dir = mkdtempSync(join(resolve(values.dir ?? tmpdir()), 'otto-bench-http-'));
   const children: ListeningChild[] = [];
-  const agents = [keepAliveAgent(ints.connections), keepAliveAgent(ints.connections)];
+  const agents = [keepAliveAgent(settings.connections), keepAliveAgent(settings.connections)];
   try {
     progress(`files in ${dir}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on this machine`);
 
@@ -117,59 +115,21 @@ export async function run(argv: string[]): Promise<number> {
     const probe = (await post(otto.url, `/conversations/${conversationIds[0]}/messages`, { content: TEXTS[0] })) as { reply: { content: string; agent_steps: Array<{ type: string }> } };
     progress(`bot ${bot.id} with ${ints.guidelines} guideline(s), ${ints.conversations} conversation(s); a turn replies ${JSON.stringify(probe.reply.content.slice(0, 120))} (steps: ${probe.reply.agent_steps.map((s) => s.type).join(', ')})`);
 
-    const sides = {
-      otto: { child: otto, agent: agents[0]!, next: (n: number): LoadRequest => ({ method: 'POST', path: `/conversations/${conversationIds[n % conversationIds.length]}/messages`, body: { content: TEXTS[n % TEXTS.length] } }) },
-      bare: { child: bare, agent: agents[1]!, next: (n: number): LoadRequest => ({ method: 'POST', path: `/conversations/conv_${n % ints.conversations}/messages`, body: { content: TEXTS[n % TEXTS.length] } }) },
-    };
-    type Name = keyof typeof sides;
-    const index: Record<Name, number> = { otto: 0, bare: 0 };
-    const load = async (name: Name, seconds: number): Promise<LoadResult> => {
-      const side = sides[name];
-      const r = await runLoad({
-        target: side.child.url,
-        agent: side.agent,
-        connections: ints.connections,
-        durationMs: seconds * 1000,
-        maxRequests: Math.ceil(seconds * MAX_REQUESTS_PER_S),
-        next: side.next,
-        firstIndex: index[name],
-      });
-      index[name] = r.nextIndex;
-      return r;
-    };
-
-    if (warmup > 0) {
-      for (const name of ['otto', 'bare'] as const) {
-        const w = await load(name, warmup);
-        progress(`warm-up ${name}: ${w.ok} ok, ${w.errors} errors in ${(w.elapsedMs / 1000).toFixed(1)} s`);
-      }
-    }
-
-    const totals: Record<Name, LoadResult> = { otto: emptyLoad(), bare: emptyLoad() };
-    const cpu: Record<Name, number> = { otto: 0, bare: 0 };
-    const slice = duration / ints.slices;
-    progress(`measuring ${duration} s per side in ${ints.slices} alternating slices of ${slice.toFixed(1)} s, ${ints.connections} connections`);
-    for (let k = 0; k < ints.slices; k++) {
-      for (const name of k % 2 === 0 ? (['otto', 'bare'] as const) : (['bare', 'otto'] as const)) {
-        const before = sides[name].child.cpuMs();
-        const r = await load(name, slice);
-        const after = sides[name].child.cpuMs();
-        if (before !== undefined && after !== undefined) cpu[name] += after - before;
-        totals[name] = mergeLoad(totals[name], r);
-        progress(`slice ${k + 1}/${ints.slices} ${name}: ${(r.ok / (r.elapsedMs / 1000)).toFixed(0)} req/s, p50 ${percentile(r.latenciesMs, 0.5).toFixed(1)} ms, ${r.errors} errors; load average ${loadavg()[0]!.toFixed(2)}`);
-      }
-    }
-
-    const stat = (name: Name) => {
-      const t = totals[name];
-      return { perS: t.ok / (t.elapsedMs / 1000), p50: percentile(t.latenciesMs, 0.5), p99: percentile(t.latenciesMs, 0.99) };
-    };
-    const o = stat('otto');
-    const b = stat('bare');
+    const figures = await compareLoads({
+      sides: {
+        otto: { url: otto.url, agent: agents[0]!, cpuMs: () => otto.cpuMs(), next: (n: number): LoadRequest => ({ method: 'POST', path: `/conversations/${conversationIds[n % conversationIds.length]}/messages`, body: { content: TEXTS[n % TEXTS.length] } }) },
+        bare: { url: bare.url, agent: agents[1]!, cpuMs: () => bare.cpuMs(), next: (n: number): LoadRequest => ({ method: 'POST', path: `/conversations/conv_${n % ints.conversations}/messages`, body: { content: TEXTS[n % TEXTS.length] } }) },
+      },
+      order: ['otto', 'bare'],
+      settings,
+      progress,
+    });
+    const o = figures.otto;
+    const b = figures.bare;
     for (const name of ['otto', 'bare'] as const) {
-      const t = totals[name];
-      const cpuPerReq = t.ok + t.errors > 0 ? cpu[name] / (t.ok + t.errors) : Number.NaN;
-      progress(`${name}: ${t.ok} ok + ${t.errors} errors in ${(t.elapsedMs / 1000).toFixed(1)} s; statuses ${JSON.stringify(t.outcomes)}; server CPU ${(cpu[name] / 1000).toFixed(1)} s = ${cpuPerReq.toFixed(2)} ms/request (${((cpu[name] / t.elapsedMs) * 100).toFixed(0)}% of a core)`);
+      const t = figures[name];
+      const cpu = t.cpuMs === null ? 'server CPU unknown' : `server CPU ${(t.cpuMs / 1000).toFixed(1)} s = ${(t.cpuMs / Math.max(1, t.ok + t.errors)).toFixed(2)} ms/request (${((t.cpuMs / t.elapsedMs) * 100).toFixed(0)}% of a core)`;
+      progress(`${name}: ${t.ok} ok + ${t.errors} errors in ${(t.elapsedMs / 1000).toFixed(1)} s; statuses ${JSON.stringify(t.outcomes)}; ${cpu}`);
       for (const s of t.samples) progress(`${name} error sample: ${s}`);
     }
     const ratio = o.perS / b.perS;
@@ -191,7 +151,7 @@ export async function run(argv: string[]): Promise<number> {
         bare_p50_ms: round(b.p50, 2),
         bare_p99_ms: round(b.p99, 2),
         ratio: round(ratio, 3),
-        errors: totals.otto.errors + totals.bare.errors,
+        errors: o.errors + b.errors,
       }),
     );
     return 0;

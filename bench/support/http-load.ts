@@ -5,6 +5,7 @@
  * Loopback targets only.
  */
 import { Agent, request } from 'node:http';
+import { loadavg } from 'node:os';
 
 /** One request to send: the n-th of the run (0-based) decides it. */
 export interface LoadRequest {
@@ -30,6 +31,9 @@ export interface LoadResult {
   /** The first few error bodies/messages, for diagnosis. */
   samples: string[];
 }
+
+/** Upper bound on the request rate `compareLoads` lets a slice reach (a guard, far above what a server here does). */
+const MAX_REQUESTS_PER_S = 200_000;
 
 /** A keep-alive pool of up to `connections` sockets to one target. Destroy it when done. */
 export function keepAliveAgent(connections: number): Agent {
@@ -193,4 +197,82 @@ export function loadSettings(values: Record<keyof typeof LOAD_OPTIONS, string>):
   const synchronous = values.synchronous.toUpperCase();
   if (synchronous !== 'FULL' && synchronous !== 'NORMAL') return '--synchronous must be FULL or NORMAL';
   return { duration, warmup, ...ints, synchronous };
+}
+
+/** One side of `compareLoads`: a server, its connection pool and the requests it is sent. */
+export interface LoadSide {
+  /** The server, http://127.0.0.1:port. */
+  url: string;
+  agent: Agent;
+  /** The n-th request of this side (n continues across the warm-up and the slices). */
+  next: (n: number) => LoadRequest;
+  /** The server process's CPU time so far in ms, when it can be read. */
+  cpuMs?: () => number | undefined;
+}
+
+/** What one side did over the measured slices: the merged load, 2xx per second, latency percentiles and the server's CPU time (null when unreadable). */
+export interface SideFigures extends LoadResult {
+  perS: number;
+  p50: number;
+  p99: number;
+  cpuMs: number | null;
+}
+
+/**
+ * Puts two servers under the same closed-loop load: an untimed warm-up of `warmup` seconds for
+ * each, then `duration` seconds per side split into `slices` slices that alternate between them
+ * (the side going first swaps every slice), so that machine noise hits both alike. Reports the
+ * warm-ups and each slice through `progress`. Returns each side's figures over the measured
+ * slices. Never throws for failed requests (they are counted as errors).
+ */
+export async function compareLoads<N extends string>(args: {
+  sides: Record<N, LoadSide>;
+  /** The two sides, the first going first in the first slice. */
+  order: readonly [N, N];
+  settings: Pick<LoadSettings, 'duration' | 'warmup' | 'slices' | 'connections'>;
+  progress: (line: string) => void;
+}): Promise<Record<N, SideFigures>> {
+  const { sides, order, settings, progress } = args;
+  const index = new Map<N, number>(order.map((name) => [name, 0]));
+  const load = async (name: N, seconds: number): Promise<LoadResult> => {
+    const side = sides[name];
+    const r = await runLoad({
+      target: side.url,
+      agent: side.agent,
+      connections: settings.connections,
+      durationMs: seconds * 1000,
+      maxRequests: Math.ceil(seconds * MAX_REQUESTS_PER_S),
+      next: side.next,
+      firstIndex: index.get(name),
+    });
+    index.set(name, r.nextIndex);
+    return r;
+  };
+  if (settings.warmup > 0) {
+    for (const name of order) {
+      const w = await load(name, settings.warmup);
+      progress(`warm-up ${name}: ${w.ok} ok, ${w.errors} errors in ${(w.elapsedMs / 1000).toFixed(1)} s`);
+    }
+  }
+  const totals = new Map<N, LoadResult>(order.map((name) => [name, emptyLoad()]));
+  const cpu = new Map<N, number | null>(order.map((name) => [name, 0]));
+  const slice = settings.duration / settings.slices;
+  progress(`measuring ${settings.duration} s per side in ${settings.slices} alternating slices of ${slice.toFixed(1)} s, ${settings.connections} connections`);
+  for (let k = 0; k < settings.slices; k++) {
+    for (const name of k % 2 === 0 ? order : [order[1], order[0]]) {
+      const before = sides[name].cpuMs?.();
+      const r = await load(name, slice);
+      const after = sides[name].cpuMs?.();
+      const spent = cpu.get(name)!;
+      cpu.set(name, spent !== null && before !== undefined && after !== undefined ? spent + after - before : null);
+      totals.set(name, mergeLoad(totals.get(name)!, r));
+      progress(`slice ${k + 1}/${settings.slices} ${name}: ${(r.ok / (r.elapsedMs / 1000)).toFixed(0)} req/s, p50 ${percentile(r.latenciesMs, 0.5).toFixed(1)} ms, ${r.errors} errors; load average ${loadavg()[0]!.toFixed(2)}`);
+    }
+  }
+  const figures = {} as Record<N, SideFigures>;
+  for (const name of order) {
+    const t = totals.get(name)!;
+    figures[name] = { ...t, perS: t.ok / (t.elapsedMs / 1000), p50: percentile(t.latenciesMs, 0.5), p99: percentile(t.latenciesMs, 0.99), cpuMs: cpu.get(name)! };
+  }
+  return figures;
 }
