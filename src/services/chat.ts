@@ -90,8 +90,7 @@ export class ChatService {
   private async turn(args: { caller: Caller; conversation: Conversation; content: string; extras: { pdf_names?: string[]; meta_data?: Record<string, unknown> } }): Promise<ChatResult> {
     const { caller, conversation } = args;
     const definition = this.definitionFor(caller, conversation.bot_id);
-    const history = await this.conversations.window(conversation.id, TURN_WINDOW);
-    const message = await this.conversations.append({ conversation, message: { role: 'user', content: args.content, ...args.extras }, lastKnownOffset: history.at(-1)?.offset ?? 0 });
+    const { history, message } = await this.conversations.beginTurn({ conversation, message: { role: 'user', content: args.content, ...args.extras }, limit: TURN_WINDOW });
     let output: TurnOutput;
     let provider = this.provider;
     let meter: TurnMeter | undefined;

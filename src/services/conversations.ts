@@ -192,6 +192,34 @@ export class ConversationService {
   }
 
   /**
+   * Starts a turn: appends the user's `message` and returns it with the window of the `limit`
+   * messages before it, oldest first (what `window` followed by `append` return, in one step).
+   * With a window kept in memory (see `window`), the message goes straight to the offset after
+   * the window's last, without reading anything first: the unique (conversation_id, offset)
+   * index refuses that offset when another process appended meanwhile, and the window is then
+   * read again before appending. A window behind the conversation's `last_offset` is read
+   * again too. Throws StorageError, or UNAVAILABLE after too many concurrent writers.
+   */
+  async beginTurn(args: { conversation: Conversation; message: NewMessage; limit: number }): Promise<{ history: Message[]; message: Message }> {
+    const { conversation, message, limit } = args;
+    const cached = this.windows.get(conversation.id);
+    if (cached && cached.limit === limit && Date.now() - cached.readAt < WINDOW_TTL_MS) {
+      const history = cached.messages.slice();
+      const last = history.at(-1)?.offset ?? 0;
+      if ((conversation.last_offset ?? 0) <= last) {
+        try {
+          return { history, message: await this.insertAt(conversation, message, last + 1) };
+        } catch (error) {
+          if (!isStorageError(error, 'DUPLICATE')) throw error;
+          // Another writer took that offset: what it wrote belongs in the window.
+        }
+      }
+    }
+    const history = await this.window(conversation.id, limit);
+    return { history, message: await this.append({ conversation, message, lastKnownOffset: history.at(-1)?.offset ?? 0 }) };
+  }
+
+  /**
    * Appends a message at the next offset. Offsets are assigned by the store: the unique
    * (conversation_id, offset) index turns a race between processes into a retry, so offsets
    * are never duplicated and never skipped. `lastKnownOffset`: the conversation's last offset
@@ -204,31 +232,35 @@ export class ConversationService {
       // (the unique index refuses the taken offset). The conversation's last_offset covers
       // messages retention has deleted: offsets are never reused.
       const last = attempt === 0 && args.lastKnownOffset !== undefined ? args.lastKnownOffset : await this.lastOffset(conversation.id);
-      const offset = Math.max(last, conversation.last_offset ?? 0) + 1;
       try {
-        const stored = await this.messages.insert({
-          doc: {
-            id: newId('msg'),
-            owner_id: conversation.owner_id,
-            conversation_id: conversation.id,
-            offset,
-            role: message.role,
-            content: message.content,
-            agent_steps: message.agent_steps ?? [],
-            pdf_names: message.pdf_names ?? [],
-            source_citations: message.source_citations ?? [],
-            meta_data: message.meta_data ?? {},
-          },
-        });
-        this.updateWindow(stored);
-        this.feed.notify(conversation.id);
-        return stored;
+        return await this.insertAt(conversation, message, Math.max(last, conversation.last_offset ?? 0) + 1);
       } catch (error) {
         if (!isStorageError(error, 'DUPLICATE')) throw error;
         await sleep(Math.floor(Math.random() * (2 + attempt * 2)));
       }
     }
     throw new OttoError('UNAVAILABLE', 'too many concurrent writers on this conversation; try again');
+  }
+
+  /** Stores `message` at `offset` and tells the kept window and live streams. Returns it. Throws StorageError (DUPLICATE when the offset is taken). */
+  private async insertAt(conversation: Conversation, message: NewMessage, offset: number): Promise<Message> {
+    const stored = await this.messages.insert({
+      doc: {
+        id: newId('msg'),
+        owner_id: conversation.owner_id,
+        conversation_id: conversation.id,
+        offset,
+        role: message.role,
+        content: message.content,
+        agent_steps: message.agent_steps ?? [],
+        pdf_names: message.pdf_names ?? [],
+        source_citations: message.source_citations ?? [],
+        meta_data: message.meta_data ?? {},
+      },
+    });
+    this.updateWindow(stored);
+    this.feed.notify(conversation.id);
+    return stored;
   }
 
   /** Records what went wrong on a stored message (e.g. a provider failure). Returns the updated message. */

@@ -119,6 +119,61 @@ describe('a turn\'s window of recent messages', () => {
     assert.deepEqual(window, await fresh(conversation.id));
   });
 
+  describe('starting a turn (beginTurn: the window, then the user\'s message)', () => {
+    const turn = (service: ConversationService, conversation: Conversation, content: string) => service.beginTurn({ conversation, message: { role: 'user', content }, limit: LIMIT });
+
+    it('reads nothing when the window is kept: the message takes the offset after the window\'s last', async () => {
+      const conversation = await here.create({ caller, input: { bot_id: 'bot_x' } });
+      for (let i = 1; i <= 5; i++) await say(here, conversation, `message ${i}`);
+      const before = await here.window(conversation.id, LIMIT);
+      finds.length = 0;
+      const started = await turn(here, conversation, 'six');
+      assert.equal(finds.length, 0, JSON.stringify(finds));
+      assert.deepEqual(started.history, before);
+      assert.deepEqual(offsets(started.history), [2, 3, 4, 5]);
+      assert.equal(started.message.offset, 6);
+      assert.deepEqual(offsets(await here.window(conversation.id, LIMIT)), [3, 4, 5, 6]);
+    });
+
+    it('brings in what another process appended meanwhile (its offset is taken), however much', async () => {
+      const conversation = await here.create({ caller, input: { bot_id: 'bot_x' } });
+      await turn(here, conversation, 'one');
+      await say(elsewhere, conversation, 'two, from another process');
+      const second = await turn(here, conversation, 'three');
+      assert.deepEqual(second.history.map((m) => m.content), ['one', 'two, from another process']);
+      assert.equal(second.message.offset, 3);
+      for (let i = 0; i < 7; i++) await say(elsewhere, conversation, `burst ${i}`);
+      const third = await turn(here, conversation, 'after the burst');
+      assert.deepEqual(offsets(third.history), [7, 8, 9, 10]);
+      assert.equal(third.message.offset, 11);
+      assert.deepEqual([...third.history, third.message].slice(-LIMIT), await fresh(conversation.id));
+    });
+
+    it('never reuses an offset the conversation has used, even when its message is gone', async () => {
+      const conversation = await here.create({ caller, input: { bot_id: 'bot_x' } });
+      await turn(here, conversation, 'one');
+      await turn(here, conversation, 'two');
+      // Another process appends offset 3 and saves it as the conversation's last; then it is deleted (retention).
+      const third = await say(elsewhere, conversation, 'three');
+      await elsewhere.saveTurnState({ conversation, journey_state: {}, last_offset: 3 });
+      await (await stores[1]!.collection<Message>(collections.messages)).delete({ id: third.id });
+      const current = await here.get({ caller, id: conversation.id });
+      const started = await turn(here, current, 'four');
+      assert.equal(started.message.offset, 4);
+      assert.deepEqual(offsets(started.history), [1, 2]);
+    });
+
+    it('two turns at once in one process on one conversation take distinct offsets, each seeing the window before its message', async () => {
+      const conversation = await here.create({ caller, input: { bot_id: 'bot_x' } });
+      await turn(here, conversation, 'one');
+      const [a, b] = await Promise.all([turn(here, conversation, 'a'), turn(here, conversation, 'b')]);
+      assert.deepEqual([a.message.offset, b.message.offset].sort(), [2, 3]);
+      const [first, second] = a.message.offset === 2 ? [a, b] : [b, a];
+      assert.deepEqual(offsets(first.history), [1]);
+      assert.deepEqual(offsets(second.history), [1, 2]);
+    });
+  });
+
   it('hands out copies: changing a returned window changes nothing kept', async () => {
     const conversation = await here.create({ caller, input: { bot_id: 'bot_x' } });
     await say(here, conversation, 'a');
