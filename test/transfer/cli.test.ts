@@ -9,7 +9,7 @@ import { createSqliteStore } from '../../src/storage/sqlite/sqlite-store.ts';
 import { openStoreUrl } from '../../src/storage/store-url.ts';
 import { migrationsFor } from '../../src/storage/migrations/index.ts';
 import { transferKey, verify } from '../../src/storage/transfer/index.ts';
-import { seed, tempDir } from './fixtures.ts';
+import { importIntoMirroredStore, seed, tempDir } from './fixtures.ts';
 
 const bin = new URL('../../bin/otto.js', import.meta.url).pathname;
 
@@ -163,6 +163,12 @@ describe('otto transfer, verify, export, import (CLI)', () => {
     assert.match(text, /missing in b: msg_0000008$/m);
     assert.match(text, /missing in a: msg_extra$/m);
     assert.match(text, /different: msg_0000007$/m);
+  });
+
+  it('an import reaches the configured store\'s mirrors through its change log', async () => {
+    const src = await source(120);
+    const report = await importIntoMirroredStore({ env: cleanEnv({ OTTO_DATA_DIR: join(dir, 'primary'), OTTO_MIRRORS: 'jsonl:./mirror' }), cwd: dir, from: src.url, mirrorUrl: 'jsonl:./mirror' });
+    assert.equal(report.equal, true, JSON.stringify(report.collections.filter((c) => !c.equal)));
   });
 
   it('export to a JSONL folder and import it into a fresh store: equal, and the export is compacted', async () => {

@@ -7,6 +7,9 @@ import { collections, domainCollections } from '../../src/domain/collections.ts'
 import type { Doc, Store } from '../../src/storage/contract.ts';
 import { migrationsFor, runMigrations } from '../../src/storage/migrations/index.ts';
 import { createMongoStore, type MongoStore } from '../../src/storage/mongodb/mongodb-store.ts';
+import { openStoreUrl } from '../../src/storage/store-url.ts';
+import { verify, type VerifyReport } from '../../src/storage/transfer/index.ts';
+import { cli } from '../support/cli.ts';
 
 /** A temp folder removed by `cleanup`. */
 export async function tempDir(prefix: string): Promise<{ dir: string; cleanup(): Promise<void> }> {
@@ -130,4 +133,24 @@ export async function freshMongo(uri: string): Promise<{ store: MongoStore; url:
       await store.close();
     },
   };
+}
+
+/**
+ * A user's restore with a mirror configured (`env` names the configured store and
+ * `OTTO_MIRRORS`), through the CLI: the mirror takes its full copy of the still-empty store, then
+ * `otto import --from <from>` runs, then `otto mirror sync`. Returns what verifying `from`
+ * against the mirror (`mirrorUrl`) finds. Throws, with the command's output, when a command fails.
+ */
+export async function importIntoMirroredStore(args: { env: NodeJS.ProcessEnv; cwd: string; from: string; mirrorUrl: string }): Promise<VerifyReport> {
+  for (const argv of [['migrate', 'up'], ['mirror', 'sync'], ['import', '--from', args.from], ['mirror', 'sync']]) {
+    const r = await cli(argv, args.env, args.cwd);
+    if (r.code !== 0) throw new Error(`otto ${argv.join(' ')} exited ${r.code}: ${r.out}\n${r.err}`);
+  }
+  const [a, b] = [await openStoreUrl(args.from, { source: true, cwd: args.cwd }), await openStoreUrl(args.mirrorUrl, { source: true, cwd: args.cwd })];
+  try {
+    return await verify({ a, b });
+  } finally {
+    await a.close();
+    await b.close();
+  }
 }

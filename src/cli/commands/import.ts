@@ -1,4 +1,5 @@
 import { loadConfig, withDotEnv } from '../../config.ts';
+import { attachChangeLog } from '../../storage/changes/index.ts';
 import { migrationsFor, runMigrations } from '../../storage/index.ts';
 import { describeStoreUrl, openStoreUrl } from '../../storage/store-url.ts';
 import { ottoVersion } from '../../version.ts';
@@ -16,8 +17,9 @@ export const importCommand: Command = {
 Copies everything from another store into the store Otto is configured with (OTTO_STORAGE,
 OTTO_DATA_DIR, MONGODB_URI, …), after applying its pending migrations. Documents keep their
 ids, versions and timestamps; a document that exists already is replaced by the imported one;
-nothing is deleted. The source is only read (a JSONL folder is opened read-only). Resumable
-like \`otto transfer\`: if it stops, run it again. Stop \`otto serve\` while importing.
+nothing is deleted. The source is only read (a JSONL folder is opened read-only). Every write
+goes through the configured store's change log, so its mirrors receive the imported documents.
+Resumable like \`otto transfer\`: if it stops, run it again. Stop \`otto serve\` while importing.
 
 Options:
   --from <store>      jsonl:<folder>, sqlite:<file> or mongodb://host[:port]/<database>
@@ -41,11 +43,15 @@ ${parlantHelp}`,
     const fromLabel = describeStoreUrl(fromText, io.cwd);
     const from = await openStoreUrl(fromText, { cwd: io.cwd, source: true });
     try {
-      const to = await openConfigured(config, 'target');
+      const plain = await openConfigured(config, 'target');
+      let to = plain;
       try {
-        const toLabel = configuredLabel(to);
-        if (fromLabel === toLabel && to.engine !== 'memory') throw new UsageError('--from names the configured store itself');
-        await runMigrations({ store: to, migrations: migrationsFor(to.engine), ottoVersion, onProgress: (line) => io.err(line) });
+        const toLabel = configuredLabel(plain);
+        if (fromLabel === toLabel && plain.engine !== 'memory') throw new UsageError('--from names the configured store itself');
+        await runMigrations({ store: plain, migrations: migrationsFor(plain.engine), ottoVersion, onProgress: (line) => io.err(line) });
+        // Writes go through the change log like every write to the configured store, so its
+        // mirrors (backups) and the webhook outbox get the imported documents too.
+        to = (await attachChangeLog(plain, { recoveryMs: config.changes.recoveryMs })).store;
         printWarnings(io, from);
         return await runCopy({ io, from, to, labels: { from: fromLabel, to: toLabel }, options, verifyHint: `otto verify --a ${fromLabel} --b ${toLabel}` });
       } finally {
