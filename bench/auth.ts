@@ -20,6 +20,9 @@ import { join, resolve } from 'node:path';
 import { compareLoads, keepAliveAgent, LOAD_OPTIONS, loadSettings, type LoadRequest } from './support/http-load.ts';
 import { ottoBin, ottoEnv, startListening, type ListeningChild } from './support/listening-child.ts';
 import { parseBenchArgs } from './support/args.ts';
+import { benchProgress, round } from './support/figures.ts';
+
+const progress = benchProgress('auth');
 
 const usage = `Usage: npm run bench -- auth [--flags]
 
@@ -127,10 +130,6 @@ function bad(message: string): number {
   return 2;
 }
 
-function progress(line: string): void {
-  process.stderr.write(`[bench auth] ${line}\n`);
-}
-
 /** A set-up request; throws with the response body unless it is 2xx. */
 async function post(base: string, path: string, body: unknown, headers: Record<string, string>): Promise<unknown> {
   const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
@@ -139,7 +138,3 @@ async function post(base: string, path: string, body: unknown, headers: Record<s
   return JSON.parse(text) as unknown;
 }
 
-function round(value: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
-}

@@ -20,6 +20,9 @@ import { DatabaseSync } from 'node:sqlite';
 import { compareLoads, keepAliveAgent, LOAD_OPTIONS, loadSettings, type LoadRequest } from './support/http-load.ts';
 import { cleanEnv, ottoBin, ottoEnv, repoRoot, startListening, type ListeningChild } from './support/listening-child.ts';
 import { parseBenchArgs } from './support/args.ts';
+import { benchProgress, round } from './support/figures.ts';
+
+const progress = benchProgress('http');
 
 const usage = `Usage: npm run bench -- http [--flags]
 
@@ -167,10 +170,6 @@ function bad(message: string): number {
   return 2;
 }
 
-function progress(line: string): void {
-  process.stderr.write(`[bench http] ${line}\n`);
-}
-
 /** A setup request; throws with the response body unless it is 2xx. */
 async function post(base: string, path: string, body: unknown): Promise<unknown> {
   const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
@@ -201,7 +200,3 @@ function megabytes(dir: string): string {
   return (bytes / 1e6).toFixed(1);
 }
 
-function round(value: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
-}

@@ -26,6 +26,9 @@ import type { Store } from '../src/storage/contract.ts';
 import { migrationsFor, runMigrations } from '../src/storage/migrations/index.ts';
 import { createSqliteStore } from '../src/storage/sqlite/sqlite-store.ts';
 import { parseBenchArgs } from './support/args.ts';
+import { benchProgress, median, round } from './support/figures.ts';
+
+const progress = benchProgress('mirror');
 
 const usage = `Usage: npm run bench -- mirror [--flags]
 
@@ -43,18 +46,6 @@ Flags:
   --linger-ms MS          the mirror's linger (default Otto's, 100; 0 applies each change at once)
   --dir DIR               where the files go (default the OS temp dir); removed afterwards
   -h, --help              this help`;
-
-function progress(line: string): void {
-  process.stderr.write(`[bench mirror] ${line}\n`);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-const round = (n: number, digits = 3): number => Math.round(n * 10 ** digits) / 10 ** digits;
 
 function message(i: number): Record<string, unknown> {
   return {
@@ -236,7 +227,7 @@ export async function run(argv: string[]): Promise<number> {
         existing_large: n('large'),
         us_per_change_small: round(median(small.us), 1),
         us_per_change_large: round(median(large.us), 1),
-        ratio: round(ratio),
+        ratio: round(ratio, 3),
         target_ratio_max: 1.2,
         first_copy_s_large: round(large.snapshot_s, 1),
       }),
@@ -258,7 +249,7 @@ export async function run(argv: string[]): Promise<number> {
         linger_ms: lingerMs ?? 100,
         writes_per_s_none: Math.round(result.none),
         writes_per_s_mirror: Math.round(result.mirror),
-        ratio: round(result.mirror / result.none),
+        ratio: round(result.mirror / result.none, 3),
         target_ratio_min: 0.8,
       }),
     );

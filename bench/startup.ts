@@ -22,6 +22,9 @@ import { DatabaseSync } from 'node:sqlite';
 import { newId } from '../src/domain/ids.ts';
 import { ottoBin, ottoEnv, runOtto, startListening, type ListeningChild } from './support/listening-child.ts';
 import { parseBenchArgs } from './support/args.ts';
+import { benchProgress, median, round } from './support/figures.ts';
+
+const progress = benchProgress('startup');
 
 const usage = `Usage: npm run bench -- startup [--flags]
 
@@ -136,10 +139,6 @@ export async function run(argv: string[]): Promise<number> {
 function bad(message: string): number {
   console.error(`${message}\n\n${usage}`);
   return 2;
-}
-
-function progress(line: string): void {
-  process.stderr.write(`[bench startup] ${line}\n`);
 }
 
 function startOtto(dataDir: string, label: string): Promise<ListeningChild> {
@@ -294,17 +293,7 @@ async function post(base: string, path: string, body: unknown): Promise<unknown>
   return JSON.parse(text) as unknown;
 }
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 function megabytes(file: string): string {
   return (statSync(file).size / 1e6).toFixed(1);
 }
 
-function round(value: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
-}

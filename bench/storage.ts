@@ -25,6 +25,9 @@ import { createSqliteStore } from '../src/storage/sqlite/sqlite-store.ts';
 import { eq } from '../src/storage/where.ts';
 import { startCountingProxy, type CountingProxy } from './support/counting-proxy.ts';
 import { parseBenchArgs } from './support/args.ts';
+import { benchProgress, percentile, round } from './support/figures.ts';
+
+const progress = benchProgress('storage');
 
 const usage = `Usage: npm run bench -- storage [--flags]
 
@@ -141,10 +144,6 @@ export async function run(argv: string[]): Promise<number> {
 function bad(message: string): number {
   console.error(`${message}\n\n${usage}`);
   return 2;
-}
-
-function progress(line: string): void {
-  process.stderr.write(`[bench storage] ${line}\n`);
 }
 
 // --- SQLite -------------------------------------------------------------------------
@@ -590,17 +589,6 @@ function report(engine: EngineName, m: Measured): void {
       ` [p50 otto ${percentile(m.pageMs.otto, 0.5).toFixed(3)} ms, raw ${percentile(m.pageMs.raw, 0.5).toFixed(3)} ms]`,
   );
   if (m.roundTrips) progress(`${engine}: ${m.roundTrips.otto.turn.toFixed(2)} round trips per turn (target <= 2): ${verdict(m.roundTrips.otto.turn <= 2)}`);
-}
-
-/** Nearest-rank percentile. */
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)] ?? Number.NaN;
-}
-
-function round(value: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
 }
 
 /** A small seeded PRNG (mulberry32): the same sequence for the same seed. */

@@ -20,6 +20,9 @@ import { createSqliteStore } from '../src/storage/sqlite/sqlite-store.ts';
 import { openStoreUrlMigrated } from '../src/storage/store-url.ts';
 import { transfer } from '../src/storage/transfer/index.ts';
 import { parseBenchArgs } from './support/args.ts';
+import { benchProgress, median } from './support/figures.ts';
+
+const progress = benchProgress('transfer');
 
 const usage = `Usage: npm run bench -- transfer [--flags]
 
@@ -35,16 +38,6 @@ Flags:
   --rounds R         rounds, alternating which side goes first (default 2)
   --mongodb-uri URI  MongoDB server; else OTTO_BENCH_MONGODB_URI; else a FerretDB test server is started here
   -h, --help         this help`;
-
-function progress(line: string): void {
-  process.stderr.write(`[bench transfer] ${line}\n`);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 /** Fills a migrated SQLite store with bots, conversations and messages (not measured). */
 async function seedSource(store: Store, messages: number): Promise<number> {

@@ -25,6 +25,9 @@ import { costNanoUsd, nanoToUsd, type ActivityLog } from '../src/domain/index.ts
 import { UsageService, type Caller, type UsageReport } from '../src/services/index.ts';
 import { createSqliteStore } from '../src/storage/sqlite/sqlite-store.ts';
 import { parseBenchArgs } from './support/args.ts';
+import { benchProgress, median } from './support/figures.ts';
+
+const progress = benchProgress('usage');
 
 const usage = `Usage: npm run bench -- usage [--flags]
 
@@ -84,10 +87,6 @@ const QUERIES: Query[] = [
 /** The same raw figures both sides must agree on. */
 type RawRow = { key: string; calls: number; tokens_in: number; tokens_out: number; nano: number };
 
-function progress(line: string): void {
-  process.stderr.write(`[bench usage] ${line}\n`);
-}
-
 /** Record i of the data set (deterministic). */
 function record(i: number): ActivityLog {
   // mulberry32, seeded by the record's number.
@@ -133,11 +132,6 @@ function fromReport(report: UsageReport): RawRow[] {
 
 function sortRows(rows: RawRow[]): RawRow[] {
   return rows.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 /** Runs both sides on every query, alternating, and prints one line per query. Throws when their figures differ. */

@@ -21,6 +21,7 @@ import { ensureWebBuild } from '../scripts/web-build.ts';
 import { chromiumPath, launchBrowser } from '../test/support/browser.ts';
 import { ottoBin, ottoEnv, repoRoot, startListening } from './support/listening-child.ts';
 import { parseBenchArgs } from './support/args.ts';
+import { median, round } from './support/figures.ts';
 
 const usage = `Usage: npm run bench -- web [--flags]
 
@@ -38,13 +39,6 @@ Flags:
                   to drop out after about 7 rounds, whatever the browser's lifetime)
   --messages N    user messages in the conversation (each gets a reply; default 20)
   -h, --help      this help`;
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
-const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 interface Load {
   firstMessageMs: number;
@@ -152,7 +146,7 @@ export async function run(argv: string[]): Promise<number> {
         stat.push(await load(staticUrl, false));
         app.push(await load(appUrl, true));
       }
-      console.error(`web: round ${i + 1}/${rounds}: app ${round(app.at(-1)!.firstMessageMs)} ms, static ${round(stat.at(-1)!.firstMessageMs)} ms`);
+      console.error(`web: round ${i + 1}/${rounds}: app ${round(app.at(-1)!.firstMessageMs, 1)} ms, static ${round(stat.at(-1)!.firstMessageMs, 1)} ms`);
     }
     const appMs = median(app.map((l) => l.firstMessageMs));
     const staticMs = median(stat.map((l) => l.firstMessageMs));
@@ -163,8 +157,8 @@ export async function run(argv: string[]): Promise<number> {
         bench: 'web',
         messages: messages * 2,
         rounds,
-        app_first_message_ms: round(appMs),
-        static_first_message_ms: round(staticMs),
+        app_first_message_ms: round(appMs, 1),
+        static_first_message_ms: round(staticMs, 1),
         app_bytes_to_first_message: appBytes,
         app_bytes_total: median(app.map((l) => l.bytesTotal)),
         app_reload_bytes: median(app.map((l) => l.reloadBytes ?? 0)),

@@ -6,6 +6,7 @@
  */
 import { Agent, request } from 'node:http';
 import { loadavg } from 'node:os';
+import { percentile } from './figures.ts';
 
 /** One request to send: the n-th of the run (0-based) decides it. */
 export interface LoadRequest {
@@ -153,12 +154,6 @@ export function mergeLoad(a: LoadResult, b: LoadResult): LoadResult {
 
 export function emptyLoad(): LoadResult {
   return { ok: 0, errors: 0, outcomes: {}, latenciesMs: [], elapsedMs: 0, samples: [] };
-}
-
-/** Nearest-rank percentile. */
-export function percentile(values: number[], p: number): number {
-  const sorted = Float64Array.from(values).sort();
-  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)] ?? Number.NaN;
 }
 
 /** The flags (for `parseBenchArgs`) of a benchmark putting two Otto-style servers under the same closed-loop load. */
