@@ -6,15 +6,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { commands, main } from '../../src/cli/main.ts';
+import { captureIO } from '../support/cli.ts';
 
 const run = promisify(execFile);
 const bin = new URL('../../bin/otto.js', import.meta.url).pathname;
-
-function capture(env: NodeJS.ProcessEnv = {}, cwd = process.cwd()) {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l), env, cwd }, out, err };
-}
 
 describe('otto CLI', () => {
   it('`otto --help` lists every command, through the package bin', async () => {
@@ -26,23 +21,23 @@ describe('otto CLI', () => {
 
   it('every command has --help', async () => {
     for (const command of commands) {
-      const c = capture();
+      const c = captureIO();
       assert.equal(await main([command.name, '--help'], c.io), 0, command.name);
       assert.match(c.out.join('\n'), new RegExp(`Usage: otto ${command.name}`));
     }
   });
 
   it('rejects unknown commands and options with exit code 2 and a pointer to --help', async () => {
-    const c = capture();
+    const c = captureIO();
     assert.equal(await main(['frobnicate'], c.io), 2);
     assert.match(c.err.join('\n'), /unknown command "frobnicate".*otto --help/);
-    const d = capture();
+    const d = captureIO();
     assert.equal(await main(['migrate', '--bogus'], d.io), 2);
     assert.match(d.err.join('\n'), /otto migrate --help/);
   });
 
   it('reports configuration problems with exit code 78', async () => {
-    const c = capture({ OTTO_STORAGE: 'nope' });
+    const c = captureIO({ OTTO_STORAGE: 'nope' });
     assert.equal(await main(['migrate', 'status'], c.io), 78);
     assert.match(c.err.join('\n'), /OTTO_STORAGE must be sqlite, mongodb or memory/);
   });
@@ -51,13 +46,13 @@ describe('otto CLI', () => {
     const dir = await mkdtemp(join(tmpdir(), 'otto-cli-'));
     try {
       const env = { OTTO_DATA_DIR: dir };
-      const before = capture(env, dir);
+      const before = captureIO(env, dir);
       assert.equal(await main(['migrate', 'status'], before.io), 3);
       assert.match(before.out.join('\n'), /pending +0001_initial_collections/);
-      const up = capture(env, dir);
+      const up = captureIO(env, dir);
       assert.equal(await main(['migrate', 'up'], up.io), 0);
       assert.match(up.out.join('\n'), /applied \d+ migration\(s\): 0001_initial_collections, 0002_accounts/);
-      const after = capture(env, dir);
+      const after = captureIO(env, dir);
       assert.equal(await main(['migrate', 'status'], after.io), 0);
       assert.match(after.out.join('\n'), /applied +0001_initial_collections[\s\S]*up to date/);
     } finally {

@@ -9,12 +9,7 @@ import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { main } from '../../src/cli/main.ts';
 import { createMongoStore } from '../../src/storage/mongodb/mongodb-store.ts';
 import { mongoTestTarget } from '../support/mongodb-server.ts';
-
-function capture(env: NodeJS.ProcessEnv, cwd: string) {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l), env, cwd }, out, err, text: () => [...out, ...err].join('\n') };
-}
+import { captureIO } from '../support/cli.ts';
 
 const mongo = await mongoTestTarget();
 if (!('skip' in mongo)) after(() => mongo.stop());
@@ -31,13 +26,13 @@ describe('otto doctor', () => {
   });
 
   async function doctor(args: string[] = [], environment = env): Promise<{ code: number; text: string }> {
-    const c = capture(environment, dir);
+    const c = captureIO(environment, dir);
     const code = await main(['doctor', ...args], c.io);
     return { code, text: c.text() };
   }
 
   it('on a healthy SQLite store: every check ok, exit 0', async () => {
-    assert.equal(await main(['migrate', 'up'], capture(env, dir).io), 0);
+    assert.equal(await main(['migrate', 'up'], captureIO(env, dir).io), 0);
     const { code, text } = await doctor();
     assert.equal(code, 0, text);
     for (const check of ['configuration', 'data dir', 'connection', 'capabilities', 'migrations', 'indexes']) {
@@ -51,7 +46,7 @@ describe('otto doctor', () => {
   });
 
   it('reports a missing index with its fix and exits 1; an extra index is a warning; --fix repairs', async () => {
-    assert.equal(await main(['migrate', 'up'], capture(env, dir).io), 0);
+    assert.equal(await main(['migrate', 'up'], captureIO(env, dir).io), 0);
     const db = new DatabaseSync(join(dir, 'otto.db'));
     db.exec('DROP INDEX "bots__owner_name"');
     db.exec('CREATE INDEX "messages__by_role" ON "messages" (json_extract(doc, \'$.role\'))');
@@ -99,7 +94,7 @@ describe('otto doctor', () => {
     const database = `otto_doctor_${randomBytes(5).toString('hex')}`;
     const mongoEnv = { ...env, OTTO_STORAGE: 'mongodb', MONGODB_URI: mongo.uri, MONGODB_DATABASE: database };
     try {
-      assert.equal(await main(['migrate', 'up'], capture(mongoEnv, dir).io), 0);
+      assert.equal(await main(['migrate', 'up'], captureIO(mongoEnv, dir).io), 0);
       const { code, text } = await doctor([], mongoEnv);
       assert.equal(code, 0, text);
       assert.match(text, /^ok +connection +mongodb at .*\/otto_doctor_\w+ \(MongoDB [^)]+\)/m);

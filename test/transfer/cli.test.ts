@@ -10,14 +10,9 @@ import { openStoreUrl } from '../../src/storage/store-url.ts';
 import { migrationsFor } from '../../src/storage/migrations/index.ts';
 import { transferKey, verify } from '../../src/storage/transfer/index.ts';
 import { importIntoMirroredStore, seed, tempDir } from './fixtures.ts';
+import { captureIO } from '../support/cli.ts';
 
 const bin = new URL('../../bin/otto.js', import.meta.url).pathname;
-
-function capture(env: NodeJS.ProcessEnv = {}, cwd = process.cwd()) {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l), env, cwd }, out, err, text: () => `${out.join('\n')}\n${err.join('\n')}` };
-}
 
 /** The environment without any Otto or MongoDB setting of the machine running the tests. */
 function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
@@ -71,7 +66,7 @@ describe('otto transfer, verify, export, import (CLI)', () => {
 
   it('every command has --help with usage and examples', async () => {
     for (const name of ['transfer', 'verify', 'export', 'import', 'doctor']) {
-      const c = capture();
+      const c = captureIO();
       assert.equal(await main([name, '--help'], c.io), 0, name);
       assert.match(c.out.join('\n'), new RegExp(`^Usage: otto ${name}`), name);
       assert.match(c.out.join('\n'), /Examples:\n {2}otto /, name);
@@ -79,18 +74,18 @@ describe('otto transfer, verify, export, import (CLI)', () => {
   });
 
   it('reports a missing option, a bad store and a missing source clearly', async () => {
-    const missing = capture(cleanEnv(), dir);
+    const missing = captureIO(cleanEnv(), dir);
     assert.equal(await main(['transfer', '--to', 'jsonl:./x'], missing.io), 2);
     assert.match(missing.err.join('\n'), /--from is required, e\.g\. --from sqlite:/);
-    const bad = capture(cleanEnv(), dir);
+    const bad = captureIO(cleanEnv(), dir);
     assert.equal(await main(['transfer', '--from', 'postgres://user:secret@h/db', '--to', 'jsonl:./x'], bad.io), 1);
     assert.match(bad.err.join('\n'), /INVALID: unknown kind of store "postgres:"/);
     assert.doesNotMatch(bad.err.join('\n'), /secret/);
-    const absent = capture(cleanEnv(), dir);
+    const absent = captureIO(cleanEnv(), dir);
     assert.equal(await main(['transfer', '--from', 'sqlite:./nope.db', '--to', 'jsonl:./x'], absent.io), 1);
     assert.match(absent.err.join('\n'), /UNAVAILABLE: there is no SQLite database at .*nope\.db/);
     assert.ok(!existsSync(join(dir, 'nope.db')), 'a missing source is not created');
-    const same = capture(cleanEnv(), dir);
+    const same = captureIO(cleanEnv(), dir);
     assert.equal(await main(['transfer', '--from', 'sqlite:./a.db', '--to', `sqlite:${join(dir, 'a.db')}`], same.io), 2);
     assert.match(same.err.join('\n'), /same store/);
   });
@@ -120,7 +115,7 @@ describe('otto transfer, verify, export, import (CLI)', () => {
         await interrupted.close();
       }
 
-      const rerun = capture(cleanEnv(), dir);
+      const rerun = captureIO(cleanEnv(), dir);
       assert.equal(await main(args.slice(1), rerun.io), 0, rerun.text());
       assert.match(rerun.out.join('\n'), /resumed an interrupted run/);
       assert.match(rerun.out.join('\n'), /^ {2}messages +\d+ +\d+ /m);
@@ -137,11 +132,11 @@ describe('otto transfer, verify, export, import (CLI)', () => {
   it('verify exits 0 when equal and 1 when not, naming the ids with --verbose', async () => {
     const src = await source(200);
     const copy = `jsonl:${join(dir, 'copy')}`;
-    const t = capture(cleanEnv(), dir);
+    const t = captureIO(cleanEnv(), dir);
     assert.equal(await main(['transfer', '--from', src.url, '--to', copy], t.io), 0, t.text());
     assert.match(t.out.join('\n'), /^ {2}total +\d+/m);
     assert.match(t.out.join('\n'), /check it: otto verify --a sqlite:.* --b jsonl:/);
-    const equal = capture(cleanEnv(), dir);
+    const equal = captureIO(cleanEnv(), dir);
     assert.equal(await main(['verify', '--a', src.url, '--b', copy], equal.io), 0, equal.text());
     assert.match(equal.out.join('\n'), /^ {2}messages +200 +200 +[0-9a-f]{12} +[0-9a-f]{12} +equal$/m);
 
@@ -152,12 +147,12 @@ describe('otto transfer, verify, export, import (CLI)', () => {
     await messages.insert({ doc: { id: 'msg_extra', conversation_id: 'conv_0', offset: 999, role: 'user', content: 'extra' } });
     await store.close();
 
-    const terse = capture(cleanEnv(), dir);
+    const terse = captureIO(cleanEnv(), dir);
     assert.equal(await main(['verify', '--a', src.url, '--b', copy], terse.io), 1);
     assert.match(terse.out.join('\n'), /messages +200 +200 .*DIFFERENT: 1 missing in b, 1 missing in a, 1 different/);
     assert.doesNotMatch(terse.out.join('\n'), /msg_0000008/);
     assert.match(terse.out.join('\n'), /--verbose/);
-    const verbose = capture(cleanEnv(), dir);
+    const verbose = captureIO(cleanEnv(), dir);
     assert.equal(await main(['verify', '--a', src.url, '--b', copy, '--verbose'], verbose.io), 1);
     const text = verbose.out.join('\n');
     assert.match(text, /missing in b: msg_0000008$/m);
@@ -174,19 +169,19 @@ describe('otto transfer, verify, export, import (CLI)', () => {
   it('export to a JSONL folder and import it into a fresh store: equal, and the export is compacted', async () => {
     const src = await source(300);
     const primary = cleanEnv({ OTTO_DATA_DIR: dir, OTTO_SQLITE_FILE: 'source.db' });
-    const exported = capture(primary, dir);
+    const exported = captureIO(primary, dir);
     assert.equal(await main(['export', '--to', 'jsonl:./backup'], exported.io), 0, exported.text());
     assert.ok(existsSync(join(dir, 'backup', 'messages.snapshot.jsonl')));
     const fresh = cleanEnv({ OTTO_DATA_DIR: join(dir, 'fresh') });
-    const imported = capture(fresh, dir);
+    const imported = captureIO(fresh, dir);
     assert.equal(await main(['import', '--from', 'jsonl:./backup'], imported.io), 0, imported.text());
     const total = migrationsFor('sqlite').length;
     assert.match(imported.err.join('\n'), new RegExp(`migration ${total}/${total}`));
     const report = await verifyUrls(src.url, `sqlite:${join(dir, 'fresh', 'otto.db')}`);
     assert.equal(report.equal, true, JSON.stringify(report.collections.filter((c) => !c.equal)));
-    const self = capture(primary, dir);
+    const self = captureIO(primary, dir);
     assert.equal(await main(['export', '--to', `sqlite:${src.path}`], self.io), 2);
-    const nothing = capture(cleanEnv({ OTTO_DATA_DIR: join(dir, 'empty') }), dir);
+    const nothing = captureIO(cleanEnv({ OTTO_DATA_DIR: join(dir, 'empty') }), dir);
     assert.equal(await main(['export', '--to', 'jsonl:./other'], nothing.io), 1);
     assert.match(nothing.err.join('\n'), /no SQLite database at/);
   });
