@@ -22,6 +22,7 @@ import { MongoClient } from 'mongodb';
 import { createJsonlStore } from '../../src/storage/jsonl/jsonl-store.ts';
 import { buildFerretDb, startFerretDb, type FerretDbServer } from '../support/mongodb-server.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
+import { envWithoutOttoSettings } from '../support/otto-process.ts';
 import { api, pollUntil, withScope, type ApiResponse } from '../e2e/harness.ts';
 
 const TEST_TIMEOUT_MS = 240_000;
@@ -408,9 +409,7 @@ describe('degraded mode on a MongoDB primary', { timeout: TEST_TIMEOUT_MS }, () 
 /** Runs `otto <args>` and collects its output. */
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const base: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) if (!/^(OTTO_|MONGODB_)/.test(k)) base[k] = v;
-    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'otto.js'), ...args], { cwd: repoRoot, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'otto.js'), ...args], { cwd: repoRoot, env: envWithoutOttoSettings(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));

@@ -23,6 +23,13 @@ const MAX_CAPTURE_CHARS = 2_000_000;
 /** Variables inherited from the test's environment that would change how Otto runs. */
 const INHERITED_SETTINGS = /^(OTTO_|MONGODB_)|^(PORT|OPENAI_API_KEY|NODE_TEST_CONTEXT)$/;
 
+/** This test process's environment without any setting that would change how Otto runs (OTTO_*, MONGODB_*, PORT, OPENAI_API_KEY), plus `extra`. */
+export function envWithoutOttoSettings(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) if (!INHERITED_SETTINGS.test(name)) env[name] = value;
+  return { ...env, ...extra };
+}
+
 export interface StartOttoProcessOptions {
   /**
    * Otto's environment, on top of the test's own (minus any OTTO_*, MONGODB_*, PORT and
@@ -88,9 +95,7 @@ process.on('exit', () => {
 
 /** Builds the child's environment: the test's own minus Otto settings, then defaults, then `env`. */
 function childEnv(options: StartOttoProcessOptions, ownedDir: string | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) if (!INHERITED_SETTINGS.test(name)) env[name] = value;
-  Object.assign(env, { PORT: '0', OTTO_HOST: '127.0.0.1', OTTO_LLM_PROVIDER: 'offline' });
+  const env = envWithoutOttoSettings({ PORT: '0', OTTO_HOST: '127.0.0.1', OTTO_LLM_PROVIDER: 'offline' });
   const dataDir = options.dataDir ?? ownedDir;
   if (dataDir !== undefined) env.OTTO_DATA_DIR = dataDir;
   for (const [name, value] of Object.entries(options.env ?? {})) {

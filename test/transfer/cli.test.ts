@@ -11,15 +11,9 @@ import { migrationsFor } from '../../src/storage/migrations/index.ts';
 import { transferKey, verify } from '../../src/storage/transfer/index.ts';
 import { importIntoMirroredStore, seed, tempDir } from './fixtures.ts';
 import { captureIO } from '../support/cli.ts';
+import { envWithoutOttoSettings } from '../support/otto-process.ts';
 
 const bin = new URL('../../bin/otto.js', import.meta.url).pathname;
-
-/** The environment without any Otto or MongoDB setting of the machine running the tests. */
-function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^(OTTO_|MONGODB_)/.test(k)) env[k] = v;
-  return { ...env, ...extra };
-}
 
 /** Counts of every copied collection in a store (by URL). */
 async function counts(url: string): Promise<Record<string, number>> {
@@ -74,18 +68,18 @@ describe('otto transfer, verify, export, import (CLI)', () => {
   });
 
   it('reports a missing option, a bad store and a missing source clearly', async () => {
-    const missing = captureIO(cleanEnv(), dir);
+    const missing = captureIO(envWithoutOttoSettings(), dir);
     assert.equal(await main(['transfer', '--to', 'jsonl:./x'], missing.io), 2);
     assert.match(missing.err.join('\n'), /--from is required, e\.g\. --from sqlite:/);
-    const bad = captureIO(cleanEnv(), dir);
+    const bad = captureIO(envWithoutOttoSettings(), dir);
     assert.equal(await main(['transfer', '--from', 'postgres://user:secret@h/db', '--to', 'jsonl:./x'], bad.io), 1);
     assert.match(bad.err.join('\n'), /INVALID: unknown kind of store "postgres:"/);
     assert.doesNotMatch(bad.err.join('\n'), /secret/);
-    const absent = captureIO(cleanEnv(), dir);
+    const absent = captureIO(envWithoutOttoSettings(), dir);
     assert.equal(await main(['transfer', '--from', 'sqlite:./nope.db', '--to', 'jsonl:./x'], absent.io), 1);
     assert.match(absent.err.join('\n'), /UNAVAILABLE: there is no SQLite database at .*nope\.db/);
     assert.ok(!existsSync(join(dir, 'nope.db')), 'a missing source is not created');
-    const same = captureIO(cleanEnv(), dir);
+    const same = captureIO(envWithoutOttoSettings(), dir);
     assert.equal(await main(['transfer', '--from', 'sqlite:./a.db', '--to', `sqlite:${join(dir, 'a.db')}`], same.io), 2);
     assert.match(same.err.join('\n'), /same store/);
   });
@@ -95,7 +89,7 @@ describe('otto transfer, verify, export, import (CLI)', () => {
       const src = await source(20_000);
       const to = kind === 'sqlite' ? `sqlite:${join(dir, 'target.db')}` : `jsonl:${join(dir, 'target')}`;
       const args = [bin, 'transfer', '--from', src.url, '--to', to, '--batch-size', '50'];
-      const child = spawn(process.execPath, args, { cwd: dir, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, args, { cwd: dir, env: envWithoutOttoSettings(), stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
       let killed = false;
       child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
@@ -115,7 +109,7 @@ describe('otto transfer, verify, export, import (CLI)', () => {
         await interrupted.close();
       }
 
-      const rerun = captureIO(cleanEnv(), dir);
+      const rerun = captureIO(envWithoutOttoSettings(), dir);
       assert.equal(await main(args.slice(1), rerun.io), 0, rerun.text());
       assert.match(rerun.out.join('\n'), /resumed an interrupted run/);
       assert.match(rerun.out.join('\n'), /^ {2}messages +\d+ +\d+ /m);
@@ -132,11 +126,11 @@ describe('otto transfer, verify, export, import (CLI)', () => {
   it('verify exits 0 when equal and 1 when not, naming the ids with --verbose', async () => {
     const src = await source(200);
     const copy = `jsonl:${join(dir, 'copy')}`;
-    const t = captureIO(cleanEnv(), dir);
+    const t = captureIO(envWithoutOttoSettings(), dir);
     assert.equal(await main(['transfer', '--from', src.url, '--to', copy], t.io), 0, t.text());
     assert.match(t.out.join('\n'), /^ {2}total +\d+/m);
     assert.match(t.out.join('\n'), /check it: otto verify --a sqlite:.* --b jsonl:/);
-    const equal = captureIO(cleanEnv(), dir);
+    const equal = captureIO(envWithoutOttoSettings(), dir);
     assert.equal(await main(['verify', '--a', src.url, '--b', copy], equal.io), 0, equal.text());
     assert.match(equal.out.join('\n'), /^ {2}messages +200 +200 +[0-9a-f]{12} +[0-9a-f]{12} +equal$/m);
 
@@ -147,12 +141,12 @@ describe('otto transfer, verify, export, import (CLI)', () => {
     await messages.insert({ doc: { id: 'msg_extra', conversation_id: 'conv_0', offset: 999, role: 'user', content: 'extra' } });
     await store.close();
 
-    const terse = captureIO(cleanEnv(), dir);
+    const terse = captureIO(envWithoutOttoSettings(), dir);
     assert.equal(await main(['verify', '--a', src.url, '--b', copy], terse.io), 1);
     assert.match(terse.out.join('\n'), /messages +200 +200 .*DIFFERENT: 1 missing in b, 1 missing in a, 1 different/);
     assert.doesNotMatch(terse.out.join('\n'), /msg_0000008/);
     assert.match(terse.out.join('\n'), /--verbose/);
-    const verbose = captureIO(cleanEnv(), dir);
+    const verbose = captureIO(envWithoutOttoSettings(), dir);
     assert.equal(await main(['verify', '--a', src.url, '--b', copy, '--verbose'], verbose.io), 1);
     const text = verbose.out.join('\n');
     assert.match(text, /missing in b: msg_0000008$/m);
@@ -162,17 +156,17 @@ describe('otto transfer, verify, export, import (CLI)', () => {
 
   it('an import reaches the configured store\'s mirrors through its change log', async () => {
     const src = await source(120);
-    const report = await importIntoMirroredStore({ env: cleanEnv({ OTTO_DATA_DIR: join(dir, 'primary'), OTTO_MIRRORS: 'jsonl:./mirror' }), cwd: dir, from: src.url, mirrorUrl: 'jsonl:./mirror' });
+    const report = await importIntoMirroredStore({ env: envWithoutOttoSettings({ OTTO_DATA_DIR: join(dir, 'primary'), OTTO_MIRRORS: 'jsonl:./mirror' }), cwd: dir, from: src.url, mirrorUrl: 'jsonl:./mirror' });
     assert.equal(report.equal, true, JSON.stringify(report.collections.filter((c) => !c.equal)));
   });
 
   it('export to a JSONL folder and import it into a fresh store: equal, and the export is compacted', async () => {
     const src = await source(300);
-    const primary = cleanEnv({ OTTO_DATA_DIR: dir, OTTO_SQLITE_FILE: 'source.db' });
+    const primary = envWithoutOttoSettings({ OTTO_DATA_DIR: dir, OTTO_SQLITE_FILE: 'source.db' });
     const exported = captureIO(primary, dir);
     assert.equal(await main(['export', '--to', 'jsonl:./backup'], exported.io), 0, exported.text());
     assert.ok(existsSync(join(dir, 'backup', 'messages.snapshot.jsonl')));
-    const fresh = cleanEnv({ OTTO_DATA_DIR: join(dir, 'fresh') });
+    const fresh = envWithoutOttoSettings({ OTTO_DATA_DIR: join(dir, 'fresh') });
     const imported = captureIO(fresh, dir);
     assert.equal(await main(['import', '--from', 'jsonl:./backup'], imported.io), 0, imported.text());
     const total = migrationsFor('sqlite').length;
@@ -181,7 +175,7 @@ describe('otto transfer, verify, export, import (CLI)', () => {
     assert.equal(report.equal, true, JSON.stringify(report.collections.filter((c) => !c.equal)));
     const self = captureIO(primary, dir);
     assert.equal(await main(['export', '--to', `sqlite:${src.path}`], self.io), 2);
-    const nothing = captureIO(cleanEnv({ OTTO_DATA_DIR: join(dir, 'empty') }), dir);
+    const nothing = captureIO(envWithoutOttoSettings({ OTTO_DATA_DIR: join(dir, 'empty') }), dir);
     assert.equal(await main(['export', '--to', 'jsonl:./other'], nothing.io), 1);
     assert.match(nothing.err.join('\n'), /no SQLite database at/);
   });
