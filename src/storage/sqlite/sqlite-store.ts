@@ -162,11 +162,7 @@ class SqliteStoreImpl implements SqliteStore {
       this.syncWalNow();
       return result;
     } catch (error) {
-      try {
-        if (this.database.isTransaction) this.database.exec('ROLLBACK');
-      } catch {
-        // The original error is what matters; a failed rollback leaves SQLite to roll back on close.
-      }
+      this.rollback();
       throw translateSqliteError(error, 'SQLite write failed');
     } finally {
       this.depth = 0;
