@@ -140,7 +140,6 @@ after(async () => {
 
 describe('mongodb engine against a server', { skip: 'skip' in target ? target.skip : undefined }, () => {
   const uri = 'skip' in target ? '' : target.uri;
-  const ferret = !('skip' in target) && target.source === 'ferretdb';
   let store: MongoStore;
   before(async () => {
     store = await createMongoStore({ uri, database: freshDb(), monitorCommands: true });
@@ -208,8 +207,8 @@ describe('mongodb engine against a server', { skip: 'skip' in target ? target.sk
     assert.equal(health.engine, 'mongodb');
     assert.match(health.server_version ?? '', /^MongoDB \d+\.\d+/);
     assert.equal(store.capabilities.durable, true);
-    if (!ferret) return t.skip('capability expectations below are for FerretDB');
-    assert.match(health.server_version ?? '', /\(FerretDB .+\)$/);
+    // The server says what it is (a shared test server, OTTO_TEST_MONGODB_URI, may be either).
+    if (!/\(FerretDB .+\)$/.test(health.server_version ?? '')) return t.skip('capability expectations below are for FerretDB');
     assert.equal(store.capabilities.transactions, false);
     assert.equal(store.capabilities.changeStreams, false);
     assert.equal(store.capabilities.ttl, false);
