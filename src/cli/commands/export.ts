@@ -1,9 +1,11 @@
 import { existsSync } from 'node:fs';
 import { loadConfig, withDotEnv, type OttoConfig } from '../../config.ts';
 import { StorageError, type Store } from '../../storage/contract.ts';
-import { openStore } from '../../storage/index.ts';
+import { attachChangeLog } from '../../storage/changes/index.ts';
+import { migrationsFor, openStore, runMigrations } from '../../storage/index.ts';
 import { describeStoreUrl, openStoreUrlMigrated } from '../../storage/store-url.ts';
-import { UsageError, type Command } from '../command.ts';
+import { ottoVersion } from '../../version.ts';
+import { UsageError, type CliIO, type Command } from '../command.ts';
 import { TARGET_OPTIONS, copyOptions, copyOptionsHelp, parseCopyOptions, printWarnings, requireOption, runCopy } from './transfer.ts';
 
 /** How the configured store is shown: `sqlite:<file>` or `mongodb://host:port/database`, never credentials. */
@@ -21,6 +23,25 @@ export async function openConfigured(config: OttoConfig, role: 'source' | 'targe
   }
   // As a target, NORMAL is enough: see TARGET_OPTIONS.
   return openStore(role === 'target' ? { ...config, sqlite: { ...config.sqlite, synchronous: TARGET_OPTIONS.sqliteSynchronous ?? 'NORMAL' } } : config);
+}
+
+/**
+ * The configured store as an import's target: opened as a target (see `openConfigured`),
+ * migrated, and with its change log attached, so every imported document reaches its mirrors,
+ * the webhook outbox and other Otto processes like any other write. `check` sees the opened
+ * store before anything is written to it (throw to refuse). Closing the returned store closes
+ * it all. Throws StorageError, or what `check` throws (the store is closed first).
+ */
+export async function openImportTarget(args: { config: OttoConfig; io: CliIO; check?: (store: Store) => void }): Promise<Store> {
+  const plain = await openConfigured(args.config, 'target');
+  try {
+    args.check?.(plain);
+    await runMigrations({ store: plain, migrations: migrationsFor(plain.engine), ottoVersion, onProgress: (line) => args.io.err(line) });
+    return (await attachChangeLog(plain, { recoveryMs: args.config.changes.recoveryMs })).store;
+  } catch (error) {
+    await plain.close();
+    throw error;
+  }
 }
 
 export const exportCommand: Command = {

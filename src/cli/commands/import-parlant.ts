@@ -8,11 +8,8 @@ import { loadConfig, withDotEnv } from '../../config.ts';
 import { importParlant, readParlant, type ParlantImportReport } from '../../import/parlant/index.ts';
 import { BotRegistry } from '../../services/registry.ts';
 import { BotService } from '../../services/bots.ts';
-import { attachChangeLog } from '../../storage/changes/index.ts';
-import { migrationsFor, runMigrations } from '../../storage/index.ts';
-import { ottoVersion } from '../../version.ts';
 import { UsageError, type CliIO } from '../command.ts';
-import { openConfigured } from './export.ts';
+import { openImportTarget } from './export.ts';
 
 /** The options `otto import` takes for a Parlant import. */
 export const parlantOptions = {
@@ -68,13 +65,9 @@ export async function runParlantImport(args: { values: Record<string, string | b
   const config = loadConfig(withDotEnv(io.env, io.cwd), io.cwd);
   io.err(`reading Parlant data from ${/^mongodb/i.test(source) ? 'MongoDB' : source} …`);
   const data = await readParlant(/^mongodb/i.test(source) ? source : resolve(io.cwd, source));
-  const plain = await openConfigured(config, 'target');
-  let open = plain;
+  // Writes go through the change log, so mirrors and other Otto processes see the new bots.
+  const store = await openImportTarget({ config, io });
   try {
-    await runMigrations({ store: plain, migrations: migrationsFor(plain.engine), ottoVersion, onProgress: (line) => io.err(line) });
-    // Writes go through the change log, so mirrors and other Otto processes see the new bots.
-    const { store } = await attachChangeLog(plain, { recoveryMs: config.changes.recoveryMs });
-    open = store;
     const registry = await BotRegistry.open(store, []);
     const bots = await BotService.open(store, registry);
     const report = await importParlant({ data, bots, caller: { owner_id: owner, admin: false }, toolBaseUrl, onProgress: (line) => io.err(line) });
@@ -82,6 +75,6 @@ export async function runParlantImport(args: { values: Record<string, string | b
     else printReport(io, report);
     return 0;
   } finally {
-    await open.close();
+    await store.close();
   }
 }

@@ -1,10 +1,7 @@
 import { loadConfig, withDotEnv } from '../../config.ts';
-import { attachChangeLog } from '../../storage/changes/index.ts';
-import { migrationsFor, runMigrations } from '../../storage/index.ts';
 import { describeStoreUrl, openStoreUrl } from '../../storage/store-url.ts';
-import { ottoVersion } from '../../version.ts';
 import { UsageError, type Command } from '../command.ts';
-import { configuredLabel, openConfigured } from './export.ts';
+import { configuredLabel, openImportTarget } from './export.ts';
 import { parlantHelp, parlantOptions, runParlantImport } from './import-parlant.ts';
 import { copyOptions, copyOptionsHelp, parseCopyOptions, printWarnings, requireOption, runCopy } from './transfer.ts';
 
@@ -43,15 +40,15 @@ ${parlantHelp}`,
     const fromLabel = describeStoreUrl(fromText, io.cwd);
     const from = await openStoreUrl(fromText, { cwd: io.cwd, source: true });
     try {
-      const plain = await openConfigured(config, 'target');
-      let to = plain;
+      const to = await openImportTarget({
+        config,
+        io,
+        check: (plain) => {
+          if (configuredLabel(plain) === fromLabel && plain.engine !== 'memory') throw new UsageError('--from names the configured store itself');
+        },
+      });
       try {
-        const toLabel = configuredLabel(plain);
-        if (fromLabel === toLabel && plain.engine !== 'memory') throw new UsageError('--from names the configured store itself');
-        await runMigrations({ store: plain, migrations: migrationsFor(plain.engine), ottoVersion, onProgress: (line) => io.err(line) });
-        // Writes go through the change log like every write to the configured store, so its
-        // mirrors (backups) and the webhook outbox get the imported documents too.
-        to = (await attachChangeLog(plain, { recoveryMs: config.changes.recoveryMs })).store;
+        const toLabel = configuredLabel(to);
         printWarnings(io, from);
         return await runCopy({ io, from, to, labels: { from: fromLabel, to: toLabel }, options, verifyHint: `otto verify --a ${fromLabel} --b ${toLabel}` });
       } finally {
