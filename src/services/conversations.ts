@@ -140,8 +140,8 @@ export class ConversationService {
    */
   async window(conversationId: string, limit: number): Promise<Message[]> {
     const now = Date.now();
-    const cached = this.windows.get(conversationId);
-    const known = cached && cached.limit === limit && now - cached.readAt < WINDOW_TTL_MS ? cached.messages : null;
+    const cached = this.keptWindow(conversationId, limit, now);
+    const known = cached?.messages ?? null;
     const newer = known ? await this.readAfter(conversationId, known.at(-1)?.offset ?? 0, limit) : null;
     let messages: Message[];
     let readAt = now;
@@ -157,6 +157,12 @@ export class ConversationService {
     if (known && this.windows.get(conversationId)?.messages !== known) this.windows.delete(conversationId);
     else this.keepWindow(conversationId, { messages, limit, readAt });
     return messages.slice();
+  }
+
+  /** The window kept for a conversation, when it was kept for the same `limit` and read in full within WINDOW_TTL_MS of `now`; else undefined. */
+  private keptWindow(conversationId: string, limit: number, now: number): CachedWindow | undefined {
+    const cached = this.windows.get(conversationId);
+    return cached && cached.limit === limit && now - cached.readAt < WINDOW_TTL_MS ? cached : undefined;
   }
 
   /**
@@ -202,8 +208,8 @@ export class ConversationService {
    */
   async beginTurn(args: { conversation: Conversation; message: NewMessage; limit: number }): Promise<{ history: Message[]; message: Message }> {
     const { conversation, message, limit } = args;
-    const cached = this.windows.get(conversation.id);
-    if (cached && cached.limit === limit && Date.now() - cached.readAt < WINDOW_TTL_MS) {
+    const cached = this.keptWindow(conversation.id, limit, Date.now());
+    if (cached) {
       const history = cached.messages.slice();
       const last = history.at(-1)?.offset ?? 0;
       if ((conversation.last_offset ?? 0) <= last) {
