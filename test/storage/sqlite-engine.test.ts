@@ -194,6 +194,7 @@ describe('sqlite engine specifics', () => {
     const hookRows = store.database.prepare(`SELECT id FROM "hook_log" WHERE id LIKE 'grouped:%' ORDER BY id`).all() as Array<{ id: string }>;
     assert.deepEqual(hookRows.map((r) => r.id), ['grouped:a:1', 'grouped:a:2', 'grouped:d:1']);
     assert.ok(logged.includes('b'), 'the failing write ran its hook before it failed, and that row was rolled back with it');
+    assert.equal(logged.filter((id) => id === 'b').length, 1, 'the write that failed is not run a second time');
   });
 
   it('translates a unique violation into DUPLICATE naming the field', async () => {

@@ -289,8 +289,9 @@ class SqliteStoreImpl implements SqliteStore {
    *
    * A batch first runs without savepoints (two statements fewer per write). When one of its
    * writes fails, the whole transaction is rolled back and the batch runs again with each write
-   * in its own savepoint, so that the failing write rolls back alone: the outcomes are those of
-   * running every write one after the other, whichever way the batch committed.
+   * in its own savepoint, so that a failing write rolls back alone; the write that failed first
+   * is not run again (the writes before it are, so it would meet the same state). The outcomes
+   * are those of running every write one after the other, whichever way the batch committed.
    */
   private commitBatch(): { batch: PendingWrite[]; outcomes: Outcome[] } | null {
     const batch = this.pending.splice(0, MAX_GROUP);
@@ -300,7 +301,8 @@ class SqliteStoreImpl implements SqliteStore {
       return null;
     }
     try {
-      const outcomes = this.runBatch(batch, false) ?? this.runBatch(batch, true)!;
+      const first = this.runBatch(batch, null);
+      const outcomes = Array.isArray(first) ? first : (this.runBatch(batch, first) as Outcome[]);
       this.database.exec('COMMIT');
       return { batch, outcomes };
     } catch (error) {
@@ -315,12 +317,13 @@ class SqliteStoreImpl implements SqliteStore {
 
   /**
    * Begins a write transaction and runs `batch` in it, leaving it open for the caller to commit.
-   * With `savepoints`, each write runs in its own savepoint and a failing write is rolled back
-   * alone (its outcome holds the error). Without, the first failing write rolls the whole
-   * transaction back and null is returned. Throws (a StorageError or SQLite's error) when the
-   * transaction cannot begin or a savepoint fails.
+   * With `failed` null, writes run without savepoints: the first one that throws rolls the whole
+   * transaction back, and its index and error are returned. Otherwise each write runs in its own
+   * savepoint and a failing one is rolled back alone (its outcome holds the error); the write at
+   * `failed.index` is not run, its outcome is `failed.error`. Returns the outcomes. Throws (a
+   * StorageError or SQLite's error) when the transaction cannot begin or a savepoint fails.
    */
-  private runBatch(batch: PendingWrite[], savepoints: boolean): Outcome[] | null {
+  private runBatch(batch: PendingWrite[], failed: { index: number; error: unknown } | null): Outcome[] | { index: number; error: unknown } {
     try {
       this.database.exec('BEGIN IMMEDIATE');
     } catch (error) {
@@ -328,25 +331,27 @@ class SqliteStoreImpl implements SqliteStore {
     }
     this.depth = 1;
     const outcomes: Outcome[] = [];
-    for (const w of batch) {
-      if (!savepoints) {
+    for (const [index, w] of batch.entries()) {
+      if (failed === null) {
         try {
           outcomes.push({ ok: true, value: w.fn() });
-        } catch {
+        } catch (error) {
           this.rollback();
-          return null;
+          return { index, error: translateSqliteError(error, 'SQLite write failed') };
         }
-        continue;
-      }
-      this.statement('SAVEPOINT otto_write').run();
-      try {
-        const value = w.fn();
-        this.statement('RELEASE otto_write').run();
-        outcomes.push({ ok: true, value });
-      } catch (error) {
-        this.database.exec('ROLLBACK TO otto_write');
-        this.statement('RELEASE otto_write').run();
-        outcomes.push({ ok: false, error: translateSqliteError(error, 'SQLite write failed') });
+      } else if (index === failed.index) {
+        outcomes.push({ ok: false, error: failed.error });
+      } else {
+        this.statement('SAVEPOINT otto_write').run();
+        try {
+          const value = w.fn();
+          this.statement('RELEASE otto_write').run();
+          outcomes.push({ ok: true, value });
+        } catch (error) {
+          this.database.exec('ROLLBACK TO otto_write');
+          this.statement('RELEASE otto_write').run();
+          outcomes.push({ ok: false, error: translateSqliteError(error, 'SQLite write failed') });
+        }
       }
     }
     return outcomes;
@@ -359,7 +364,6 @@ class SqliteStoreImpl implements SqliteStore {
     } catch {
       // A failed rollback leaves SQLite to roll back on close.
     }
-    this.depth = 0;
   }
 
   async collection<T extends StoredMeta = Doc>(spec: CollectionSpec): Promise<Collection<T>> {
