@@ -101,7 +101,6 @@ export async function run(argv: string[]): Promise<number> {
     });
     const a = figures.auth;
     const o = figures.open;
-    for (const name of ['auth', 'open'] as const) for (const s of figures[name].samples) progress(`${name} error sample: ${s}`);
     const ratio = a.perS / o.perS;
     progress(`ratio ${ratio.toFixed(3)} (target >= 0.9): ${ratio >= 0.9 ? 'ok' : 'MISSED'}`);
     console.log(

@@ -81,7 +81,7 @@ export async function run(argv: string[]): Promise<number> {
   const { synchronous } = settings;
   const guidelines = Number(values.guidelines);
   if (!Number.isSafeInteger(guidelines) || guidelines < 0 || guidelines > GUIDELINES.length) return bad(`--guidelines must be an integer from 0 to ${GUIDELINES.length}`);
-  const ints = { conversations: settings.conversations, guidelines };
+  const { conversations } = settings;
   const profileDir = values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']);
 
   const dir = mkdtempSync(join(resolve(values.dir ?? tmpdir()), 'otto-bench-http-'));
@@ -109,19 +109,19 @@ export async function run(argv: string[]): Promise<number> {
 
     // A bot with guidelines, and the conversations (setup, not measured).
     const bot = (await post(otto.url, '/bots', { name: 'Bench Bot', description: 'answers shop questions' })) as { id: string };
-    for (const g of GUIDELINES.slice(0, ints.guidelines)) await post(otto.url, `/bots/${bot.id}/guidelines`, g);
+    for (const g of GUIDELINES.slice(0, guidelines)) await post(otto.url, `/bots/${bot.id}/guidelines`, g);
     const conversationIds: string[] = [];
-    for (let i = 0; i < ints.conversations; i++) {
+    for (let i = 0; i < conversations; i++) {
       conversationIds.push(((await post(otto.url, '/conversations', { bot_id: bot.id, user_id: `user_${i}` })) as { id: string }).id);
     }
     // One turn, to show what the load does.
     const probe = (await post(otto.url, `/conversations/${conversationIds[0]}/messages`, { content: TEXTS[0] })) as { reply: { content: string; agent_steps: Array<{ type: string }> } };
-    progress(`bot ${bot.id} with ${ints.guidelines} guideline(s), ${ints.conversations} conversation(s); a turn replies ${JSON.stringify(probe.reply.content.slice(0, 120))} (steps: ${probe.reply.agent_steps.map((s) => s.type).join(', ')})`);
+    progress(`bot ${bot.id} with ${guidelines} guideline(s), ${conversations} conversation(s); a turn replies ${JSON.stringify(probe.reply.content.slice(0, 120))} (steps: ${probe.reply.agent_steps.map((s) => s.type).join(', ')})`);
 
     const figures = await compareLoads({
       sides: {
         otto: { url: otto.url, agent: agents[0]!, cpuMs: () => otto.cpuMs(), next: (n: number): LoadRequest => ({ method: 'POST', path: `/conversations/${conversationIds[n % conversationIds.length]}/messages`, body: { content: TEXTS[n % TEXTS.length] } }) },
-        bare: { url: bare.url, agent: agents[1]!, cpuMs: () => bare.cpuMs(), next: (n: number): LoadRequest => ({ method: 'POST', path: `/conversations/conv_${n % ints.conversations}/messages`, body: { content: TEXTS[n % TEXTS.length] } }) },
+        bare: { url: bare.url, agent: agents[1]!, cpuMs: () => bare.cpuMs(), next: (n: number): LoadRequest => ({ method: 'POST', path: `/conversations/conv_${n % conversations}/messages`, body: { content: TEXTS[n % TEXTS.length] } }) },
       },
       order: ['otto', 'bare'],
       settings,
@@ -133,7 +133,6 @@ export async function run(argv: string[]): Promise<number> {
       const t = figures[name];
       const cpu = t.cpuMs === null ? 'server CPU unknown' : `server CPU ${(t.cpuMs / 1000).toFixed(1)} s = ${(t.cpuMs / Math.max(1, t.ok + t.errors)).toFixed(2)} ms/request (${((t.cpuMs / t.elapsedMs) * 100).toFixed(0)}% of a core)`;
       progress(`${name}: ${t.ok} ok + ${t.errors} errors in ${(t.elapsedMs / 1000).toFixed(1)} s; statuses ${JSON.stringify(t.outcomes)}; ${cpu}`);
-      for (const s of t.samples) progress(`${name} error sample: ${s}`);
     }
     const ratio = o.perS / b.perS;
     progress(`ratio ${ratio.toFixed(3)} (target >= 0.5): ${ratio >= 0.5 ? 'ok' : 'MISSED'}`);

@@ -217,8 +217,8 @@ export interface SideFigures extends LoadResult {
  * Puts two servers under the same closed-loop load: an untimed warm-up of `warmup` seconds for
  * each, then `duration` seconds per side split into `slices` slices that alternate between them
  * (the side going first swaps every slice), so that machine noise hits both alike. Reports the
- * warm-ups and each slice through `progress`. Returns each side's figures over the measured
- * slices. Never throws for failed requests (they are counted as errors).
+ * warm-ups, each slice and each side's first error samples through `progress`. Returns each
+ * side's figures over the measured slices. Never throws for failed requests (counted as errors).
  */
 export async function compareLoads<N extends string>(args: {
   sides: Record<N, LoadSide>;
@@ -268,6 +268,7 @@ export async function compareLoads<N extends string>(args: {
   for (const name of order) {
     const t = totals.get(name)!;
     figures[name] = { ...t, perS: t.ok / (t.elapsedMs / 1000), p50: percentile(t.latenciesMs, 0.5), p99: percentile(t.latenciesMs, 0.99), cpuMs: cpu.get(name)! };
+    for (const sample of t.samples) progress(`${name} error sample: ${sample}`);
   }
   return figures;
 }
