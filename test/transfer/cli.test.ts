@@ -8,8 +8,8 @@ import { main } from '../../src/cli/main.ts';
 import { createSqliteStore } from '../../src/storage/sqlite/sqlite-store.ts';
 import { openStoreUrl } from '../../src/storage/store-url.ts';
 import { migrationsFor } from '../../src/storage/migrations/index.ts';
-import { transferKey, verify } from '../../src/storage/transfer/index.ts';
-import { importIntoMirroredStore, seed, tempDir } from './fixtures.ts';
+import { transferKey } from '../../src/storage/transfer/index.ts';
+import { importIntoMirroredStore, seed, tempDir, verifyUrls } from './fixtures.ts';
 import { captureIO } from '../support/cli.ts';
 import { envWithoutOttoSettings } from '../support/otto-process.ts';
 
@@ -24,16 +24,6 @@ async function counts(url: string): Promise<Record<string, number>> {
     return out;
   } finally {
     await store.close();
-  }
-}
-
-async function verifyUrls(a: string, b: string) {
-  const [x, y] = [await openStoreUrl(a, { source: true }), await openStoreUrl(b, { source: true })];
-  try {
-    return await verify({ a: x, b: y });
-  } finally {
-    await x.close();
-    await y.close();
   }
 }
 

@@ -146,11 +146,16 @@ export async function importIntoMirroredStore(args: { env: NodeJS.ProcessEnv; cw
     const r = await cli(argv, args.env, args.cwd);
     if (r.code !== 0) throw new Error(`otto ${argv.join(' ')} exited ${r.code}: ${r.out}\n${r.err}`);
   }
-  const [a, b] = [await openStoreUrl(args.from, { source: true, cwd: args.cwd }), await openStoreUrl(args.mirrorUrl, { source: true, cwd: args.cwd })];
+  return verifyUrls(args.from, args.mirrorUrl, args.cwd);
+}
+
+/** What `verify` finds between the stores at URLs `a` and `b` (relative paths against `cwd`), both opened read-only. */
+export async function verifyUrls(a: string, b: string, cwd = process.cwd()): Promise<VerifyReport> {
+  const [x, y] = [await openStoreUrl(a, { source: true, cwd }), await openStoreUrl(b, { source: true, cwd })];
   try {
-    return await verify({ a, b });
+    return await verify({ a: x, b: y });
   } finally {
-    await a.close();
-    await b.close();
+    await x.close();
+    await y.close();
   }
 }

@@ -6,6 +6,7 @@ import { createSqliteStore } from '../../src/storage/sqlite/sqlite-store.ts';
 import { describeStoreUrl, openStoreUrl, openStoreUrlMigrated } from '../../src/storage/store-url.ts';
 import { transfer, verify } from '../../src/storage/transfer/index.ts';
 import { mongoTestTarget } from '../support/mongodb-server.ts';
+import { envWithoutOttoSettings } from '../support/otto-process.ts';
 import { contents, copiedCollections, freshMongo, importIntoMirroredStore, seed, tempDir } from './fixtures.ts';
 
 // OTTO_TEST_MONGODB_URI, or a FerretDB server started here; skipped loudly when neither is available.
@@ -61,7 +62,7 @@ describe('transfer between SQLite and MongoDB', { skip: 'skip' in target ? targe
       const source = await createSqliteStore({ path: join(dir, 'source.db') });
       await seed(source, { messages: 60 });
       await source.close();
-      const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, OTTO_STORAGE: 'mongodb', MONGODB_URI: mongo.url, MONGODB_DATABASE: mongo.store.db.databaseName, OTTO_MIRRORS: 'jsonl:./mirror' };
+      const env = envWithoutOttoSettings({ OTTO_STORAGE: 'mongodb', MONGODB_URI: mongo.url, MONGODB_DATABASE: mongo.store.db.databaseName, OTTO_MIRRORS: 'jsonl:./mirror' });
       const report = await importIntoMirroredStore({ env, cwd: dir, from: `sqlite:${join(dir, 'source.db')}`, mirrorUrl: 'jsonl:./mirror' });
       assert.equal(report.equal, true, JSON.stringify(report.collections.filter((c) => !c.equal)));
     } finally {
